@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything the full test suite needs on a fresh Debian machine that
+# has only the Rust toolchain. Idempotent: each step is skipped when present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=900 update -qq
+  apt-get -o DPkg::Lock::Timeout=900 install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+for t in wasm32-unknown-unknown thumbv7em-none-eabihf; do
+  rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+done
+
+# wasm-bindgen-cli must match the wasm-bindgen version locked by the browser crate.
+lock=targets/browser/Cargo.lock
+if [ -f "$lock" ]; then
+  want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/[^0-9.]/,""); print; exit}' "$lock")
+  have=$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $2}' || true)
+  if [ -n "$want" ] && [ "$want" != "$have" ]; then
+    echo "setup: installing wasm-bindgen-cli $want"
+    cargo install -q wasm-bindgen-cli --version "=$want" --locked
+  fi
+fi
+echo "setup: ok"
