@@ -54,7 +54,15 @@ impl<E> Error<E> {
     pub fn map_device<F>(self, f: impl FnOnce(E) -> F) -> Error<F> {
         match self {
             Error::Device(e) => Error::Device(f(e)),
-            Error::Corrupt { block, offset, what } => Error::Corrupt { block, offset, what },
+            Error::Corrupt {
+                block,
+                offset,
+                what,
+            } => Error::Corrupt {
+                block,
+                offset,
+                what,
+            },
             Error::Full => Error::Full,
             Error::NonContiguous { expected, got } => Error::NonContiguous { expected, got },
             Error::EntryTooLarge { len, max } => Error::EntryTooLarge { len, max },

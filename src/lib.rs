@@ -5,10 +5,30 @@
 
 extern crate alloc;
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod device;
 pub mod devices;
 mod error;
+mod format;
+mod index;
+pub mod meta;
+mod recovery;
+mod wal;
+
+#[cfg(all(feature = "std", unix))]
+mod raft_wal;
 
 pub use device::{BlockDevice, Geometry};
+#[cfg(feature = "flash")]
+pub use devices::flash::{FlashDevice, FlashError};
 pub use devices::mem::{MemDevice, MemError};
+#[cfg(all(feature = "opfs", target_arch = "wasm32"))]
+pub use devices::opfs::{OpfsDevice, OpfsError};
 pub use error::Error;
+pub use wal::{Entry, Iter, Wal, WalOptions};
+
+#[cfg(all(feature = "std", unix))]
+pub use devices::file::FileDevice;
+#[cfg(all(feature = "std", unix))]
+pub use raft_wal::{Options, RaftWal};

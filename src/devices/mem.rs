@@ -47,7 +47,12 @@ impl MemDevice {
     /// A file-like device: program unit 1, no erase, growable to `max_blocks`.
     pub fn new(block_size: u32, block_count: u32, max_blocks: u32) -> Self {
         Self::with_geometry(
-            Geometry { block_size, program_size: 1, block_count, erase_value: None },
+            Geometry {
+                block_size,
+                program_size: 1,
+                block_count,
+                erase_value: None,
+            },
             max_blocks,
         )
     }
@@ -91,7 +96,9 @@ impl MemDevice {
     }
 
     fn check(&self, offset: u64, len: usize) -> Result<usize, MemError> {
-        let end = offset.checked_add(len as u64).ok_or(MemError::OutOfBounds { offset, len })?;
+        let end = offset
+            .checked_add(len as u64)
+            .ok_or(MemError::OutOfBounds { offset, len })?;
         if end > self.data.len() as u64 {
             return Err(MemError::OutOfBounds { offset, len });
         }
@@ -121,15 +128,22 @@ impl BlockDevice for MemDevice {
             || data.len() as u64 % p != 0
             || (!data.is_empty() && offset / bs != (offset + data.len() as u64 - 1) / bs);
         if misaligned {
-            return Err(MemError::Misaligned { offset, len: data.len() });
+            return Err(MemError::Misaligned {
+                offset,
+                len: data.len(),
+            });
         }
         if g.erase_value.is_some() {
             let first = (offset / p) as usize;
             let units = data.len() / p as usize;
             if let Some(u) = (first..first + units).find(|&u| self.programmed[u]) {
-                return Err(MemError::Reprogrammed { offset: u as u64 * p });
+                return Err(MemError::Reprogrammed {
+                    offset: u as u64 * p,
+                });
             }
-            self.programmed[first..first + units].iter_mut().for_each(|f| *f = true);
+            self.programmed[first..first + units]
+                .iter_mut()
+                .for_each(|f| *f = true);
         }
         self.data[at..at + data.len()].copy_from_slice(data);
         Ok(())
@@ -159,8 +173,10 @@ impl BlockDevice for MemDevice {
         }
         self.geometry.block_count = count;
         let len = self.geometry.capacity() as usize;
-        self.data.resize(len, self.geometry.erase_value.unwrap_or(0));
-        self.programmed.resize(len / self.geometry.program_size as usize, false);
+        self.data
+            .resize(len, self.geometry.erase_value.unwrap_or(0));
+        self.programmed
+            .resize(len / self.geometry.program_size as usize, false);
         Ok(true)
     }
 }

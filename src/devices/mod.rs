@@ -1,3 +1,11 @@
 //! Device adapters. Each knows the core's [`crate::BlockDevice`] trait and no other adapter.
 
+#[cfg(all(feature = "std", unix))]
+pub mod file;
+#[cfg(feature = "flash")]
+pub mod flash;
 pub mod mem;
+#[cfg(all(feature = "opfs", target_arch = "wasm32"))]
+pub mod opfs;
+#[cfg(feature = "flash")]
+pub mod ram_flash;

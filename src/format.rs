@@ -1,0 +1,334 @@
+//! On-media encoding: block header, record header, summary trailer, CRC32C.
+//! FORMAT.md documents every byte; this file is its executable twin.
+
+use crc::{Crc, Digest, Table, CRC_32_ISCSI};
+
+/// CRC-32C, slice-by-16 tables (the hot path hashes every appended byte).
+pub(crate) static CRC: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
+
+/// Block header magic.
+pub(crate) const MAGIC: [u8; 4] = *b"BWAL";
+/// Format version written and understood.
+pub(crate) const VERSION: u8 = 1;
+/// Bytes of a block header before padding to the program unit.
+pub(crate) const HEADER_LEN: usize = 48;
+/// Bytes of a record header.
+pub(crate) const REC_LEN: usize = 16;
+/// Bytes of the fixed summary trailer.
+pub(crate) const TRAILER_LEN: usize = 40;
+/// Longest payload one record can carry (24-bit length field).
+pub(crate) const MAX_REC_PAYLOAD: usize = (1 << 24) - 1;
+
+/// Block kinds.
+pub(crate) const KIND_LOG: u8 = 1;
+pub(crate) const KIND_META: u8 = 2;
+/// Header flag: the log block begins with continuation fragments.
+pub(crate) const FLAG_CONT: u8 = 1;
+/// Trailer flag: the block's last entry continues in the next block.
+pub(crate) const FLAG_TAIL_OPEN: u8 = 1;
+
+/// Record kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    Entry = 1,
+    First = 2,
+    Middle = 3,
+    Last = 4,
+    Truncate = 5,
+    Compact = 6,
+    Set = 7,
+    Remove = 8,
+    Snapshot = 9,
+}
+
+impl Kind {
+    fn from_u8(v: u8) -> Option<Kind> {
+        Some(match v {
+            1 => Kind::Entry,
+            2 => Kind::First,
+            3 => Kind::Middle,
+            4 => Kind::Last,
+            5 => Kind::Truncate,
+            6 => Kind::Compact,
+            7 => Kind::Set,
+            8 => Kind::Remove,
+            9 => Kind::Snapshot,
+            _ => return None,
+        })
+    }
+}
+
+/// `x` rounded up to a multiple of `p` (a power of two).
+#[inline]
+pub(crate) fn round_up(x: usize, p: usize) -> usize {
+    (x + p - 1) & !(p - 1)
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// A block header (see FORMAT.md, "Block header").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlockHeader {
+    pub kind: u8,
+    pub flags: u8,
+    pub seq: u64,
+    pub prev: u64,
+    pub base: u64,
+    pub floor: u64,
+    pub block_size: u32,
+}
+
+impl BlockHeader {
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..4].copy_from_slice(&MAGIC);
+        b[4] = VERSION;
+        b[5] = self.kind;
+        b[6] = self.flags;
+        b[8..16].copy_from_slice(&self.seq.to_le_bytes());
+        b[16..24].copy_from_slice(&self.prev.to_le_bytes());
+        b[24..32].copy_from_slice(&self.base.to_le_bytes());
+        b[32..40].copy_from_slice(&self.floor.to_le_bytes());
+        b[40..44].copy_from_slice(&self.block_size.to_le_bytes());
+        let crc = CRC.checksum(&b[0..44]);
+        b[44..48].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// `None` unless magic, version, kind and CRC are all right.
+    pub fn decode(b: &[u8]) -> Option<BlockHeader> {
+        if b.len() < HEADER_LEN || b[0..4] != MAGIC || b[4] != VERSION {
+            return None;
+        }
+        if CRC.checksum(&b[0..44]) != u32_at(b, 44) {
+            return None;
+        }
+        let h = BlockHeader {
+            kind: b[5],
+            flags: b[6],
+            seq: u64_at(b, 8),
+            prev: u64_at(b, 16),
+            base: u64_at(b, 24),
+            floor: u64_at(b, 32),
+            block_size: u32_at(b, 40),
+        };
+        let known = matches!(h.kind, KIND_LOG | KIND_META) && h.flags & !FLAG_CONT == 0;
+        (known && h.seq != 0).then_some(h)
+    }
+}
+
+/// A decoded record header; the payload follows it on the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RecHeader {
+    pub crc: u32,
+    pub kind: Kind,
+    pub len: usize,
+    pub index: u64,
+}
+
+impl RecHeader {
+    /// Parses the 16 header bytes; `None` for an unknown kind. The CRC is
+    /// checked separately, once the payload is at hand.
+    pub fn decode(b: &[u8]) -> Option<RecHeader> {
+        if b.len() < REC_LEN {
+            return None;
+        }
+        Some(RecHeader {
+            crc: u32_at(b, 0),
+            kind: Kind::from_u8(b[4])?,
+            len: (u32_at(b, 4) >> 8) as usize,
+            index: u64_at(b, 8),
+        })
+    }
+
+    /// Bytes the whole record takes on the device, padding included.
+    pub fn span(&self, p: usize) -> usize {
+        round_up(REC_LEN + self.len, p)
+    }
+}
+
+fn rec_digest(seq: u64, kind_len_index: &[u8]) -> Digest<'static, u32, Table<16>> {
+    let mut d = CRC.digest();
+    d.update(&seq.to_le_bytes());
+    d.update(kind_len_index);
+    d
+}
+
+/// The 12 CRC-covered header bytes after the CRC field.
+fn rec_fields(kind: Kind, len: usize, index: u64) -> [u8; 12] {
+    debug_assert!(len <= MAX_REC_PAYLOAD);
+    let mut f = [0u8; 12];
+    f[0..4].copy_from_slice(&(((len as u32) << 8) | kind as u32).to_le_bytes());
+    f[4..12].copy_from_slice(&index.to_le_bytes());
+    f
+}
+
+/// Appends one record (header, payload pieces, zero padding to `p`) to `out`.
+/// The payload is given in pieces so meta records need no temporary buffer.
+pub(crate) fn push_record(
+    out: &mut alloc::vec::Vec<u8>,
+    p: usize,
+    seq: u64,
+    kind: Kind,
+    index: u64,
+    payload: &[&[u8]],
+) {
+    let len: usize = payload.iter().map(|s| s.len()).sum();
+    let fields = rec_fields(kind, len, index);
+    let mut d = rec_digest(seq, &fields);
+    for s in payload {
+        d.update(s);
+    }
+    out.extend_from_slice(&d.finalize().to_le_bytes());
+    out.extend_from_slice(&fields);
+    for s in payload {
+        out.extend_from_slice(s);
+    }
+    let pad = round_up(REC_LEN + len, p) - (REC_LEN + len);
+    out.resize(out.len() + pad, 0);
+}
+
+/// True if `payload` matches the header's CRC under the block's `seq`.
+pub(crate) fn record_valid(seq: u64, hdr_bytes: &[u8], payload: &[u8]) -> bool {
+    let mut d = rec_digest(seq, &hdr_bytes[4..REC_LEN]);
+    d.update(payload);
+    d.finalize() == u32_at(hdr_bytes, 0)
+}
+
+/// Size of the summary of a block with `n` entries starting in it.
+#[inline]
+pub(crate) fn summary_len(n: usize, p: usize) -> usize {
+    round_up(4 * (n + 1) + TRAILER_LEN, p)
+}
+
+/// The fixed part of a summary (FORMAT.md, "Summary").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Trailer {
+    pub low: u64,
+    pub floor: u64,
+    pub next: u64,
+    pub count: u32,
+    pub flags: u8,
+    pub table_crc: u32,
+}
+
+/// Encodes a whole summary area (`summary_len(table.len() - 1, p)` bytes).
+pub(crate) fn encode_summary(
+    seq: u64,
+    table: &[u32],
+    t: &Trailer,
+    p: usize,
+) -> alloc::vec::Vec<u8> {
+    let n = table.len() - 1;
+    let total = summary_len(n, p);
+    let mut out = alloc::vec![0u8; total];
+    let tab_at = total - TRAILER_LEN - 4 * table.len();
+    for (i, off) in table.iter().enumerate() {
+        out[tab_at + 4 * i..tab_at + 4 * i + 4].copy_from_slice(&off.to_le_bytes());
+    }
+    let table_crc = seeded_crc(seq, &out[tab_at..total - TRAILER_LEN]);
+    let tr = &mut out[total - TRAILER_LEN..];
+    tr[0..8].copy_from_slice(&t.low.to_le_bytes());
+    tr[8..16].copy_from_slice(&t.floor.to_le_bytes());
+    tr[16..24].copy_from_slice(&t.next.to_le_bytes());
+    tr[24..28].copy_from_slice(&t.count.to_le_bytes());
+    tr[28] = t.flags;
+    tr[32..36].copy_from_slice(&table_crc.to_le_bytes());
+    let crc = seeded_crc(seq, &tr[..TRAILER_LEN - 4]);
+    tr[36..40].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// CRC over `seq` then `bytes`.
+pub(crate) fn seeded_crc(seq: u64, bytes: &[u8]) -> u32 {
+    let mut d = CRC.digest();
+    d.update(&seq.to_le_bytes());
+    d.update(bytes);
+    d.finalize()
+}
+
+/// Parses and checks the last `TRAILER_LEN` bytes of a block. The table is
+/// not read at open; its own CRC (`table_crc`) is checked by `verify`.
+pub(crate) fn decode_trailer(seq: u64, b: &[u8]) -> Option<Trailer> {
+    if seeded_crc(seq, &b[..TRAILER_LEN - 4]) != u32_at(b, TRAILER_LEN - 4) {
+        return None;
+    }
+    Some(Trailer {
+        low: u64_at(b, 0),
+        floor: u64_at(b, 8),
+        next: u64_at(b, 16),
+        count: u32_at(b, 24),
+        flags: b[28],
+        table_crc: u32_at(b, 32),
+    })
+}
+
+/// Reads table entry `i` from table bytes.
+pub(crate) fn table_at(table: &[u8], i: usize) -> u32 {
+    u32_at(table, 4 * i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn header_round_trip_and_crc() {
+        let h = BlockHeader {
+            kind: KIND_LOG,
+            flags: FLAG_CONT,
+            seq: 7,
+            prev: 6,
+            base: 100,
+            floor: 3,
+            block_size: 4096,
+        };
+        let mut b = h.encode();
+        assert_eq!(BlockHeader::decode(&b), Some(h));
+        b[20] ^= 1;
+        assert_eq!(BlockHeader::decode(&b), None);
+    }
+
+    #[test]
+    fn record_crc_is_seeded_by_seq() {
+        let mut out = Vec::new();
+        push_record(&mut out, 4, 9, Kind::Entry, 42, &[b"hello"]);
+        assert_eq!(out.len(), 24);
+        let h = RecHeader::decode(&out).unwrap();
+        assert_eq!((h.kind, h.len, h.index), (Kind::Entry, 5, 42));
+        assert!(record_valid(9, &out[..16], &out[16..21]));
+        assert!(!record_valid(10, &out[..16], &out[16..21]));
+    }
+
+    #[test]
+    fn summary_round_trip() {
+        let mut t = Trailer {
+            low: 5,
+            floor: 1,
+            next: 9,
+            count: 2,
+            flags: FLAG_TAIL_OPEN,
+            table_crc: 0,
+        };
+        let s = encode_summary(3, &[48, 100, 160], &t, 8);
+        assert_eq!(s.len(), summary_len(2, 8));
+        let tr = &s[s.len() - TRAILER_LEN..];
+        let tab = &s[s.len() - TRAILER_LEN - 12..s.len() - TRAILER_LEN];
+        t.table_crc = seeded_crc(3, tab);
+        assert_eq!(decode_trailer(3, tr), Some(t));
+        assert_eq!(decode_trailer(4, tr), None);
+        assert_eq!(table_at(tab, 1), 100);
+    }
+}

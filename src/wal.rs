@@ -1,0 +1,1027 @@
+//! `Wal<D>`: the Raft log API over a block device.
+
+use alloc::borrow::Cow;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::ops::{Bound, RangeBounds};
+
+use crate::device::{BlockDevice, Geometry};
+use crate::format::{
+    self, BlockHeader, Kind, RecHeader, FLAG_CONT, FLAG_TAIL_OPEN, KIND_LOG, KIND_META,
+    MAX_REC_PAYLOAD, REC_LEN, TRAILER_LEN,
+};
+use crate::index::{self, Loc, LogBlock, MemBlock, TailCache};
+use crate::meta::{self, MetaMap, MAX_KEY_LEN};
+use crate::recovery::{self, MetaBlock};
+use crate::Error;
+
+/// Blocks kept free for truncate/compact records and metadata snapshots, so
+/// a full log can always be compacted.
+const RESERVE: u32 = 1;
+
+/// Tuning knobs; [`WalOptions::default`] needs no changes for most uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalOptions {
+    /// Most bytes of recent entries kept in memory for reads.
+    pub cache_bytes: usize,
+    /// Most recent entries kept in memory for reads.
+    pub cache_entries: usize,
+    /// Appended bytes buffered before they are programmed without a sync.
+    pub write_buffer: usize,
+    /// Read-ahead window used when scanning blocks at open.
+    pub read_window: usize,
+    /// Most blocks added by one growth of a growable device.
+    pub max_grow_blocks: u32,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        if cfg!(feature = "std") {
+            WalOptions {
+                cache_bytes: 16 << 20,
+                cache_entries: usize::MAX,
+                write_buffer: 256 << 10,
+                read_window: 64 << 10,
+                max_grow_blocks: 64,
+            }
+        } else {
+            WalOptions {
+                cache_bytes: 2 << 10,
+                cache_entries: 64,
+                write_buffer: 1 << 10,
+                read_window: 256,
+                max_grow_blocks: 4,
+            }
+        }
+    }
+}
+
+/// An entry yielded by [`Wal::iter`] and [`Wal::iter_range`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// Its log index.
+    pub index: u64,
+    /// Its bytes (borrowed from the cache, or read from the device).
+    pub data: Cow<'a, [u8]>,
+}
+
+/// A Raft log over a [`BlockDevice`]. See the crate docs for the contract.
+pub struct Wal<D: BlockDevice> {
+    dev: RefCell<D>,
+    geo: Geometry,
+    p: usize,
+    hdr: usize,
+    opts: WalOptions,
+    used: Vec<bool>,
+    free: u32,
+    cursor: u32,
+    next_seq: u64,
+    blocks: VecDeque<LogBlock>,
+    head_open: bool,
+    floor: u64,
+    first: u64,
+    next: Option<u64>,
+    wbuf: Vec<u8>,
+    wbuf_at: u64,
+    cache: TailCache,
+    meta: MetaMap,
+    meta_block: Option<MetaBlock>,
+    poisoned: bool,
+    read_error: RefCell<Option<Error<D::Error>>>,
+}
+
+type Res<T, D> = Result<T, Error<<D as BlockDevice>::Error>>;
+
+impl<D: BlockDevice> Wal<D> {
+    /// Opens the log on `device` (an erased or never-used device is an empty
+    /// log) with default options.
+    pub fn open(device: D) -> Res<Self, D> {
+        Self::open_with(device, WalOptions::default())
+    }
+
+    /// Opens the log on `device` with `opts`.
+    pub fn open_with(mut device: D, opts: WalOptions) -> Res<Self, D> {
+        let geo = device.geometry();
+        geo.validate().map_err(Error::Geometry)?;
+        let p = geo.program_size as usize;
+        let hdr = recovery::header_area(&geo);
+        // Room for a header, a summary and one small record, in at least 4 blocks.
+        if hdr + format::summary_len(1, p) + format::round_up(REC_LEN + 1, p)
+            > geo.block_size as usize
+        {
+            return Err(Error::Geometry("block_size too small for program_size"));
+        }
+        if geo.block_count < 4 && !device.grow(4 - geo.block_count).map_err(Error::Device)? {
+            return Err(Error::Geometry("a log needs at least 4 blocks"));
+        }
+        let geo = device.geometry();
+        let r = recovery::open(&mut device, opts.read_window)?;
+        let free = r.used.iter().filter(|u| !**u).count() as u32;
+        let first = r
+            .blocks
+            .iter()
+            .find(|b| b.n > 0)
+            .map_or(r.next.unwrap_or(0), |b| b.first)
+            .max(r.floor);
+        let cursor = r
+            .blocks
+            .back()
+            .map_or(0, |b| (b.block + 1) % geo.block_count);
+        let mut wal = Wal {
+            dev: RefCell::new(device),
+            geo,
+            p,
+            hdr,
+            opts,
+            used: r.used,
+            free,
+            cursor,
+            next_seq: r.next_seq,
+            head_open: r.head_appendable,
+            blocks: r.blocks,
+            floor: r.floor,
+            first,
+            next: r.next,
+            wbuf: Vec::new(),
+            wbuf_at: 0,
+            cache: TailCache::new(opts.cache_bytes, opts.cache_entries),
+            meta: r.meta,
+            meta_block: r.meta_block,
+            poisoned: false,
+            read_error: RefCell::new(None),
+        };
+        if wal.head_open {
+            let b = wal.blocks.back().expect("appendable head exists");
+            if let Loc::Mem(m) = &b.loc {
+                wal.wbuf_at = wal.geo.block_offset(b.block) + u64::from(m.end);
+            }
+        }
+        Ok(wal)
+    }
+
+    /// Gives the device back. Nothing is flushed: call [`Wal::sync`] first.
+    pub fn into_device(self) -> D {
+        self.dev.into_inner()
+    }
+
+    /// The device's geometry.
+    pub fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    // ----- appending -------------------------------------------------------
+
+    /// Appends one entry. It is readable at once and durable after [`Wal::sync`].
+    /// An empty log accepts any index; then each index must follow the last.
+    pub fn append(&mut self, index: u64, data: &[u8]) -> Res<(), D> {
+        self.writable()?;
+        self.check_next(index)?;
+        self.reserve_entry(data.len())?;
+        self.write_entry(index, data)?;
+        if self.is_empty() {
+            self.first = index;
+        }
+        self.next = Some(index + 1);
+        self.cache.push(index, data);
+        if self.wbuf.len() >= self.opts.write_buffer {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Appends entries in order (each index following the previous). Nothing
+    /// is appended if the indices are not contiguous.
+    pub fn append_batch<V: AsRef<[u8]>>(&mut self, entries: &[(u64, V)]) -> Res<(), D> {
+        self.writable()?;
+        if let Some((i, _)) = entries.first() {
+            self.check_next(*i)?;
+        }
+        for w in entries.windows(2) {
+            if w[1].0 != w[0].0.wrapping_add(1) {
+                return Err(Error::NonContiguous {
+                    expected: w[0].0.wrapping_add(1),
+                    got: w[1].0,
+                });
+            }
+        }
+        for (i, v) in entries {
+            self.append(*i, v.as_ref())?;
+        }
+        Ok(())
+    }
+
+    fn check_next(&self, index: u64) -> Res<(), D> {
+        match self.next {
+            Some(n) if n != index => Err(Error::NonContiguous {
+                expected: n,
+                got: index,
+            }),
+            _ if index == u64::MAX => Err(Error::NonContiguous {
+                expected: self.next.unwrap_or(0),
+                got: index,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Payload bytes one continuation block can carry.
+    fn block_payload(&self) -> usize {
+        let room =
+            self.geo.block_size as usize - self.hdr - format::summary_len(0, self.p) - REC_LEN;
+        (room & !(self.p - 1)).min(MAX_REC_PAYLOAD)
+    }
+
+    /// Makes sure enough blocks are free (growing the device if it can) for
+    /// an entry of `len` bytes, so an entry is never left half-written for
+    /// lack of space.
+    fn reserve_entry(&mut self, len: usize) -> Res<(), D> {
+        let fits = self.head_open
+            && format::round_up(REC_LEN + len, self.p) <= self.room(self.head_n() + 1);
+        if fits {
+            return Ok(());
+        }
+        let need = len.div_ceil(self.block_payload()) + 1;
+        let need = u32::try_from(need).map_err(|_| Error::EntryTooLarge {
+            len,
+            max: self.block_payload() * u32::MAX as usize,
+        })?;
+        self.ensure_free(need, false)
+    }
+
+    fn head_n(&self) -> usize {
+        match self.blocks.back().map(|b| &b.loc) {
+            Some(Loc::Mem(m)) => m.offsets.len(),
+            _ => 0,
+        }
+    }
+
+    /// Offset inside the head block where the next record goes.
+    fn head_cursor(&self) -> usize {
+        let b = self.blocks.back().map_or(0, |b| b.block);
+        (self.wbuf_at + self.wbuf.len() as u64 - self.geo.block_offset(b)) as usize
+    }
+
+    /// Bytes left in the head for records if it will hold `n` entries.
+    fn room(&self, n: usize) -> usize {
+        if !self.head_open {
+            return 0;
+        }
+        (self.geo.block_size as usize - format::summary_len(n, self.p))
+            .saturating_sub(self.head_cursor())
+    }
+
+    fn head_mem(&mut self) -> &mut MemBlock {
+        match self.blocks.back_mut().map(|b| &mut b.loc) {
+            Some(Loc::Mem(m)) => m,
+            _ => unreachable!("the open head always keeps its offsets in memory"),
+        }
+    }
+
+    /// Re-derives the head's index view from its replay state.
+    fn head_view(&mut self) {
+        if let Some(b) = self.blocks.back_mut() {
+            if let Loc::Mem(m) = &b.loc {
+                b.n = m.offsets.len() as u32;
+                b.first = m.next - u64::from(b.n);
+            }
+        }
+    }
+
+    fn push_rec(&mut self, kind: Kind, index: u64, payload: &[u8]) {
+        let seq = self.blocks.back().map_or(0, |b| b.seq);
+        format::push_record(&mut self.wbuf, self.p, seq, kind, index, &[payload]);
+    }
+
+    fn write_entry(&mut self, index: u64, data: &[u8]) -> Res<(), D> {
+        if !self.head_open {
+            self.open_block(index, false, false)?;
+        }
+        let span = format::round_up(REC_LEN + data.len(), self.p);
+        let avail = self.room(self.head_n() + 1);
+        let min_frag = 64.max(self.p);
+        if span > avail && avail < REC_LEN + min_frag {
+            self.open_block(index, false, false)?;
+            return self.write_entry(index, data);
+        }
+        let at = self.head_cursor() as u32;
+        let whole = span <= avail;
+        let chunk = if whole {
+            data.len()
+        } else {
+            (avail - REC_LEN).min(MAX_REC_PAYLOAD)
+        };
+        self.push_rec(
+            if whole { Kind::Entry } else { Kind::First },
+            index,
+            &data[..chunk],
+        );
+        let end = self.head_cursor() as u32;
+        let m = self.head_mem();
+        m.offsets.push(at);
+        m.next = index + 1;
+        m.end = end;
+        m.tail_open = !whole;
+        self.head_view();
+        let mut rest = &data[chunk..];
+        while !rest.is_empty() {
+            self.open_block(index + 1, true, false)?;
+            let avail = self.room(0);
+            let last = REC_LEN + rest.len() <= avail;
+            let chunk = if last {
+                rest.len()
+            } else {
+                (avail - REC_LEN).min(MAX_REC_PAYLOAD)
+            };
+            self.push_rec(
+                if last { Kind::Last } else { Kind::Middle },
+                index,
+                &rest[..chunk],
+            );
+            rest = &rest[chunk..];
+            let end = self.head_cursor() as u32;
+            let m = self.head_mem();
+            m.end = end;
+            m.tail_open = !last;
+            if self.wbuf.len() >= self.opts.write_buffer {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    // ----- blocks ----------------------------------------------------------
+
+    /// Frees at least `n` blocks beyond the reserve (or beyond nothing, for
+    /// control records), growing the device when it can.
+    fn ensure_free(&mut self, n: u32, control: bool) -> Res<(), D> {
+        let want = n + if control { 0 } else { RESERVE };
+        if self.free >= want {
+            return Ok(());
+        }
+        let short = want - self.free;
+        let step = short.max((self.geo.block_count / 4).clamp(1, self.opts.max_grow_blocks.max(1)));
+        for ask in [step, short] {
+            let grown = self.dev.get_mut().grow(ask).map_err(Error::Device)?;
+            if grown {
+                let g = self.dev.get_mut().geometry();
+                let added = g.block_count - self.geo.block_count;
+                self.geo = g;
+                self.used.resize(g.block_count as usize, false);
+                self.free += added;
+                if self.free >= want {
+                    return Ok(());
+                }
+            }
+        }
+        Err(Error::Full)
+    }
+
+    /// Takes the next free block in round-robin order (wear levelling).
+    fn alloc(&mut self, control: bool) -> Res<u32, D> {
+        self.ensure_free(1, control)?;
+        let count = self.geo.block_count;
+        for k in 0..count {
+            let b = (self.cursor + k) % count;
+            if !self.used[b as usize] {
+                self.used[b as usize] = true;
+                self.free -= 1;
+                self.cursor = (b + 1) % count;
+                return Ok(b);
+            }
+        }
+        Err(Error::Full)
+    }
+
+    fn release(&mut self, block: u32) {
+        if !core::mem::replace(&mut self.used[block as usize], false) {
+            return;
+        }
+        self.free += 1;
+    }
+
+    /// Erases a free block and makes a header durable in it (FORMAT.md,
+    /// "Opening a block"): no record ever outlives its header.
+    fn start_block(&mut self, h: &BlockHeader) -> Res<u32, D> {
+        let block = self.alloc(true)?;
+        let mut buf = vec![0u8; self.hdr];
+        buf[..format::HEADER_LEN].copy_from_slice(&h.encode());
+        let off = self.geo.block_offset(block);
+        let dev = self.dev.get_mut();
+        let r = dev
+            .erase(block)
+            .and_then(|_| dev.program(off, &buf))
+            .and_then(|_| dev.sync());
+        r.map_err(|e| self.poison(e))?;
+        Ok(block)
+    }
+
+    /// Seals the head (if any) and opens a new head whose first entry will be
+    /// `base`; `cont` when it begins with the rest of entry `base - 1`.
+    fn open_block(&mut self, base: u64, cont: bool, control: bool) -> Res<(), D> {
+        self.flush()?;
+        if !control {
+            self.ensure_free(1, false)?;
+        }
+        let seq = self.next_seq;
+        let h = BlockHeader {
+            kind: KIND_LOG,
+            flags: if cont { FLAG_CONT } else { 0 },
+            seq,
+            prev: self.blocks.back().map_or(0, |b| b.seq),
+            base,
+            floor: self.floor,
+            block_size: self.geo.block_size,
+        };
+        let block = self.start_block(&h)?;
+        self.next_seq += 1;
+        self.write_summaries()?;
+        let m = MemBlock {
+            offsets: Vec::new(),
+            end: self.hdr as u32,
+            next: base,
+            low: base,
+            floor: self.floor,
+            tail_open: false,
+        };
+        self.blocks.push_back(LogBlock {
+            block,
+            seq,
+            first: base,
+            n: 0,
+            loc: Loc::Mem(m),
+        });
+        self.head_open = true;
+        self.wbuf_at = self.geo.block_offset(block) + self.hdr as u64;
+        Ok(())
+    }
+
+    /// Writes the summary of every sealed block that has none yet. Called
+    /// right after a sync, so the records they describe are durable.
+    fn write_summaries(&mut self) -> Res<(), D> {
+        for i in 0..self.blocks.len() {
+            let Loc::Mem(m) = &self.blocks[i].loc else {
+                continue;
+            };
+            let b = &self.blocks[i];
+            let mut table = m.offsets.clone();
+            table.push(m.end);
+            let flags = if m.tail_open { FLAG_TAIL_OPEN } else { 0 };
+            let t = format::Trailer {
+                low: m.low,
+                floor: m.floor,
+                next: m.next,
+                count: m.offsets.len() as u32,
+                flags,
+                table_crc: 0,
+            };
+            let bytes = format::encode_summary(b.seq, &table, &t, self.p);
+            let end = self.geo.block_offset(b.block) + u64::from(self.geo.block_size);
+            let at = end - bytes.len() as u64;
+            let disk_n = t.count;
+            let dev = self.dev.get_mut();
+            if let Some(v) = self.geo.erase_value {
+                // A summary attempt torn by an earlier crash: leave the block
+                // to be replayed at open rather than program twice.
+                let mut cur = vec![0u8; bytes.len()];
+                dev.read(at, &mut cur).map_err(Error::Device)?;
+                if cur.iter().any(|&x| x != v) {
+                    continue;
+                }
+            }
+            let r = dev.program(at, &bytes);
+            r.map_err(|e| self.poison(e))?;
+            self.blocks[i].loc = Loc::Summary { disk_n };
+        }
+        Ok(())
+    }
+
+    /// Appends a TRUNCATE or COMPACT record to the head and syncs.
+    fn control_record(&mut self, kind: Kind, index: u64) -> Res<(), D> {
+        let base = self.next.unwrap_or(index);
+        if !self.head_open || self.room(self.head_n()) < format::round_up(REC_LEN, self.p) {
+            self.open_block(base, false, true)?;
+        }
+        self.push_rec(kind, index, &[]);
+        let end = self.head_cursor() as u32;
+        self.head_mem().end = end;
+        self.sync()
+    }
+
+    fn poison(&mut self, e: D::Error) -> Error<D::Error> {
+        self.poisoned = true;
+        Error::Device(e)
+    }
+
+    fn writable(&self) -> Res<(), D> {
+        if self.poisoned {
+            Err(Error::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    // ----- durability ------------------------------------------------------
+
+    /// Programs buffered records without waiting for durability.
+    pub fn flush(&mut self) -> Res<(), D> {
+        self.writable()?;
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let r = self.dev.get_mut().program(self.wbuf_at, &self.wbuf);
+        r.map_err(|e| self.poison(e))?;
+        self.wbuf_at += self.wbuf.len() as u64;
+        self.wbuf.clear();
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable with one device sync (group
+    /// commit). A failure poisons the log: reopen it to see what is durable.
+    pub fn sync(&mut self) -> Res<(), D> {
+        self.flush()?;
+        let r = self.dev.get_mut().sync();
+        r.map_err(|e| self.poison(e))
+    }
+
+    // ----- truncate / compact ----------------------------------------------
+
+    /// Removes entries `from..` (durable on return). Out of range: no-op.
+    pub fn truncate(&mut self, from: u64) -> Res<(), D> {
+        self.writable()?;
+        let Some(next) = self.next else { return Ok(()) };
+        if self.is_empty() || from >= next {
+            return Ok(());
+        }
+        let from = from.max(self.first);
+        self.control_record(Kind::Truncate, from)?;
+        let m = self.head_mem();
+        let first = m.next - m.offsets.len() as u64;
+        m.offsets.truncate(from.saturating_sub(first) as usize);
+        m.next = from;
+        m.low = m.low.min(from);
+        m.tail_open = false;
+        for b in self.blocks.iter_mut() {
+            b.clip(from);
+        }
+        self.head_view();
+        self.next = Some(from);
+        self.cache.truncate(from);
+        Ok(())
+    }
+
+    /// Removes entries `..=up_to` (durable on return) and frees whole blocks.
+    /// `up_to >= last_index` empties the log and makes `up_to + 1` the next
+    /// index (installing a snapshot). Below the first index: no-op.
+    pub fn compact(&mut self, up_to: u64) -> Res<(), D> {
+        self.writable()?;
+        let floor = up_to.saturating_add(1).min(u64::MAX - 1);
+        let next = self.next.unwrap_or(0);
+        let moves = floor > self.first || self.next.is_none();
+        if !moves || (self.is_empty() && self.next.is_some() && floor <= next) {
+            return Ok(());
+        }
+        if self.next.is_none() {
+            self.next = Some(floor);
+            self.open_block(floor, false, true)?;
+        }
+        self.control_record(Kind::Compact, floor)?;
+        self.floor = self.floor.max(floor);
+        let floor = self.floor;
+        let m = self.head_mem();
+        m.floor = m.floor.max(floor);
+        if floor > m.next {
+            m.offsets.clear();
+            m.next = floor;
+        }
+        self.head_view();
+        if floor > next {
+            self.next = Some(floor);
+        }
+        self.first = self.first.max(floor);
+        while self.blocks.len() > 1 && self.blocks[0].end() <= floor {
+            if let Some(b) = self.blocks.pop_front() {
+                self.release(b.block);
+            }
+        }
+        self.cache.compact(floor);
+        Ok(())
+    }
+
+    // ----- metadata --------------------------------------------------------
+
+    /// Sets a metadata key (durable on return; after a crash the key holds
+    /// its old or its new value).
+    pub fn set_meta(&mut self, key: &str, value: &[u8]) -> Res<(), D> {
+        self.writable()?;
+        let klen = [key.len() as u8];
+        if key.len() > MAX_KEY_LEN {
+            return Err(Error::MetaTooLarge {
+                len: key.len() + value.len(),
+                max: MAX_KEY_LEN,
+            });
+        }
+        let old = self.meta.insert(String::from(key), value.to_vec());
+        let r = self.meta_record(Kind::Set, &meta::set_payload(&klen, key, value));
+        if r.is_err() {
+            match old {
+                Some(v) => self.meta.insert(String::from(key), v),
+                None => self.meta.remove(key),
+            };
+        }
+        r
+    }
+
+    /// Removes a metadata key (durable on return). Absent keys: no-op.
+    pub fn remove_meta(&mut self, key: &str) -> Res<(), D> {
+        self.writable()?;
+        let Some(old) = self.meta.remove(key) else {
+            return Ok(());
+        };
+        let klen = [key.len() as u8];
+        let r = self.meta_record(Kind::Remove, &[&klen, key.as_bytes()]);
+        if r.is_err() {
+            self.meta.insert(String::from(key), old);
+        }
+        r
+    }
+
+    /// A metadata value.
+    pub fn get_meta(&self, key: &str) -> Option<&[u8]> {
+        self.meta.get(key).map(|v| v.as_slice())
+    }
+
+    /// All metadata keys, in order.
+    pub fn meta_keys(&self) -> impl Iterator<Item = &str> {
+        self.meta.keys().map(|k| k.as_str())
+    }
+
+    /// Writes a meta record for the change already applied to `self.meta`:
+    /// appended to the meta block when it fits, else a fresh snapshot block.
+    fn meta_record(&mut self, kind: Kind, payload: &[&[u8]]) -> Res<(), D> {
+        let bs = self.geo.block_size as usize;
+        let snap = format::round_up(REC_LEN + meta::snapshot_len(&self.meta), self.p);
+        if self.hdr + snap > bs {
+            let max = bs - self.hdr - REC_LEN - 9;
+            return Err(Error::MetaTooLarge {
+                len: payload.iter().map(|s| s.len()).sum::<usize>() - 1,
+                max,
+            });
+        }
+        let len: usize = payload.iter().map(|s| s.len()).sum();
+        let span = format::round_up(REC_LEN + len, self.p);
+        if let Some(mb) = self
+            .meta_block
+            .clone()
+            .filter(|mb| mb.appendable && mb.cursor as usize + span <= bs)
+        {
+            let mut buf = Vec::with_capacity(span);
+            format::push_record(&mut buf, self.p, mb.seq, kind, 0, payload);
+            let at = self.geo.block_offset(mb.block) + u64::from(mb.cursor);
+            let dev = self.dev.get_mut();
+            let r = dev.program(at, &buf).and_then(|_| dev.sync());
+            r.map_err(|e| self.poison(e))?;
+            if let Some(m) = self.meta_block.as_mut() {
+                m.cursor += span as u32;
+            }
+            return Ok(());
+        }
+        // New meta block: header durable, then the snapshot durable, then
+        // the old block is free (FORMAT.md, "Meta").
+        let seq = self.next_seq;
+        let h = BlockHeader {
+            kind: KIND_META,
+            flags: 0,
+            seq,
+            prev: 0,
+            base: 0,
+            floor: 0,
+            block_size: self.geo.block_size,
+        };
+        let block = self.start_block(&h)?;
+        self.next_seq += 1;
+        let mut buf = Vec::with_capacity(snap);
+        format::push_record(
+            &mut buf,
+            self.p,
+            seq,
+            Kind::Snapshot,
+            0,
+            &[&meta::snapshot_payload(&self.meta)],
+        );
+        let dev = self.dev.get_mut();
+        let r = dev
+            .program(self.geo.block_offset(block) + self.hdr as u64, &buf)
+            .and_then(|_| dev.sync());
+        r.map_err(|e| self.poison(e))?;
+        if let Some(old) = self.meta_block.replace(MetaBlock {
+            block,
+            seq,
+            cursor: (self.hdr + buf.len()) as u32,
+            appendable: true,
+        }) {
+            self.release(old.block);
+        }
+        Ok(())
+    }
+
+    // ----- reading ---------------------------------------------------------
+
+    /// True when the log holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.next.is_none_or(|n| self.first >= n)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        if self.is_empty() {
+            0
+        } else {
+            (self.next.unwrap_or(0) - self.first) as usize
+        }
+    }
+
+    /// Index of the first entry, if any.
+    pub fn first_index(&self) -> Option<u64> {
+        (!self.is_empty()).then_some(self.first)
+    }
+
+    /// Index of the last entry, if any.
+    pub fn last_index(&self) -> Option<u64> {
+        (!self.is_empty()).then(|| self.next.unwrap_or(1) - 1)
+    }
+
+    /// The index the next `append` must use (`None`: any, the log is new).
+    pub fn next_index(&self) -> Option<u64> {
+        self.next
+    }
+
+    /// An entry, or `None` if it is not in the log. A device or corruption
+    /// error also gives `None` and is kept for [`Wal::take_read_error`]; use
+    /// [`Wal::try_get`] to get it directly.
+    pub fn get(&self, index: u64) -> Option<Cow<'_, [u8]>> {
+        self.try_get(index).unwrap_or_else(|e| {
+            *self.read_error.borrow_mut() = Some(e);
+            None
+        })
+    }
+
+    /// The last read error swallowed by `get`, `read_range` or `iter`.
+    pub fn take_read_error(&self) -> Option<Error<D::Error>> {
+        self.read_error.borrow_mut().take()
+    }
+
+    /// An entry, or `None` if it is not in the log; errors are returned.
+    pub fn try_get(&self, index: u64) -> Res<Option<Cow<'_, [u8]>>, D> {
+        if self.is_empty() || index < self.first || Some(index) >= self.next {
+            return Ok(None);
+        }
+        if let Some(d) = self.cache.get(index) {
+            return Ok(Some(Cow::Borrowed(d)));
+        }
+        self.read_entry(index).map(|v| Some(Cow::Owned(v)))
+    }
+
+    /// Entries in `range` that are in the log, in order, none skipped.
+    pub fn read_range(&self, range: impl RangeBounds<u64>) -> Vec<(u64, Vec<u8>)> {
+        self.iter_range(range)
+            .map(|e| (e.index, e.data.into_owned()))
+            .collect()
+    }
+
+    /// Like [`Wal::read_range`], returning the first error.
+    pub fn try_read_range(&self, range: impl RangeBounds<u64>) -> Res<Vec<(u64, Vec<u8>)>, D> {
+        let (lo, hi) = self.clamp(range);
+        (lo..hi)
+            .map(|i| {
+                self.try_get(i)
+                    .map(|d| (i, d.map(|d| d.into_owned()).unwrap_or_default()))
+            })
+            .collect()
+    }
+
+    /// Iterates over all entries.
+    pub fn iter(&self) -> Iter<'_, D> {
+        self.iter_range(..)
+    }
+
+    /// Iterates over the entries in `range`. A read error ends the iteration
+    /// early and is kept for [`Wal::take_read_error`].
+    pub fn iter_range(&self, range: impl RangeBounds<u64>) -> Iter<'_, D> {
+        let (next, end) = self.clamp(range);
+        Iter {
+            wal: self,
+            next,
+            end,
+        }
+    }
+
+    fn clamp(&self, range: impl RangeBounds<u64>) -> (u64, u64) {
+        if self.is_empty() {
+            return (0, 0);
+        }
+        let lo = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let hi = match range.end_bound() {
+            Bound::Included(&e) => e.saturating_add(1),
+            Bound::Excluded(&e) => e,
+            Bound::Unbounded => u64::MAX,
+        };
+        let next = self.next.unwrap_or(0);
+        (lo.max(self.first), hi.min(next))
+    }
+
+    /// Bytes at device offset `off`, from the write buffer where they are
+    /// not programmed yet.
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Res<(), D> {
+        let end = off + buf.len() as u64;
+        let wb_end = self.wbuf_at + self.wbuf.len() as u64;
+        let split = if self.wbuf.is_empty() || end <= self.wbuf_at || off >= wb_end {
+            end
+        } else {
+            self.wbuf_at.max(off)
+        };
+        let (dev_part, buf_part) = buf.split_at_mut((split - off) as usize);
+        if !dev_part.is_empty() {
+            self.dev
+                .borrow_mut()
+                .read(off, dev_part)
+                .map_err(Error::Device)?;
+        }
+        if !buf_part.is_empty() {
+            let s = (split - self.wbuf_at) as usize;
+            buf_part.copy_from_slice(&self.wbuf[s..s + buf_part.len()]);
+        }
+        Ok(())
+    }
+
+    /// Reads one record at `off` in `blk`; `span_hint` bytes are read at
+    /// once (one device read when the record's extent is known).
+    fn read_record(
+        &self,
+        blk: &LogBlock,
+        off: u32,
+        span_hint: usize,
+    ) -> Res<(Kind, u64, Vec<u8>), D> {
+        let bad = |what| Error::Corrupt {
+            block: blk.block,
+            offset: off,
+            what,
+        };
+        let bs = self.geo.block_size as usize;
+        if (off as usize) < self.hdr || off as usize + REC_LEN > bs {
+            return Err(bad("entry offset outside the block"));
+        }
+        let base = self.geo.block_offset(blk.block) + u64::from(off);
+        let mut buf = vec![0u8; span_hint.clamp(REC_LEN, bs - off as usize)];
+        self.read_at(base, &mut buf)?;
+        let r = RecHeader::decode(&buf).ok_or_else(|| bad("unknown record kind"))?;
+        if off as usize + REC_LEN + r.len > bs {
+            return Err(bad("record runs past the block"));
+        }
+        if buf.len() < REC_LEN + r.len {
+            let have = buf.len();
+            buf.resize(REC_LEN + r.len, 0);
+            self.read_at(base + have as u64, &mut buf[have..])?;
+        }
+        if !format::record_valid(blk.seq, &buf[..REC_LEN], &buf[REC_LEN..REC_LEN + r.len]) {
+            return Err(bad("record checksum mismatch"));
+        }
+        buf.truncate(REC_LEN + r.len);
+        buf.drain(..REC_LEN);
+        Ok((r.kind, r.index, buf))
+    }
+
+    /// Start and end offsets of entry `k` of a block.
+    fn entry_extent(&self, blk: &LogBlock, k: usize) -> Res<(u32, u32), D> {
+        match &blk.loc {
+            Loc::Mem(m) => {
+                let start = m.offsets[k];
+                let end = m.offsets.get(k + 1).copied().unwrap_or(m.end);
+                Ok((start, end))
+            }
+            Loc::Summary { disk_n } => {
+                let bs = u64::from(self.geo.block_size);
+                let tab = bs - TRAILER_LEN as u64 - 4 * (u64::from(*disk_n) + 1);
+                let mut two = [0u8; 8];
+                self.read_at(
+                    self.geo.block_offset(blk.block) + tab + 4 * k as u64,
+                    &mut two,
+                )?;
+                Ok((format::table_at(&two, 0), format::table_at(&two, 1)))
+            }
+        }
+    }
+
+    fn read_entry(&self, index: u64) -> Res<Vec<u8>, D> {
+        let pos = index::find(&self.blocks, index).ok_or(Error::Corrupt {
+            block: 0,
+            offset: 0,
+            what: "entry missing from the index",
+        })?;
+        let blk = &self.blocks[pos];
+        let (start, end) = self.entry_extent(blk, (index - blk.first) as usize)?;
+        let hint = end.saturating_sub(start) as usize;
+        let (kind, got, mut data) = self.read_record(blk, start, hint)?;
+        let bad = |b: &LogBlock, what| Error::Corrupt {
+            block: b.block,
+            offset: start,
+            what,
+        };
+        if got != index || !matches!(kind, Kind::Entry | Kind::First) {
+            return Err(bad(
+                blk,
+                "record does not hold the entry the index points to",
+            ));
+        }
+        let mut kind = kind;
+        let mut pos = pos;
+        while kind != Kind::Entry && kind != Kind::Last {
+            pos += 1;
+            let b = self
+                .blocks
+                .get(pos)
+                .ok_or_else(|| bad(blk, "fragmented entry runs past the log"))?;
+            let (k, i, part) = self.read_record(b, self.hdr as u32, 0)?;
+            if i != index || !matches!(k, Kind::Middle | Kind::Last) {
+                return Err(bad(b, "fragment missing"));
+            }
+            data.extend_from_slice(&part);
+            kind = k;
+        }
+        Ok(data)
+    }
+
+    // ----- memory ----------------------------------------------------------
+
+    /// Bytes of memory the log holds (cache, index, buffers, metadata).
+    pub fn estimated_memory(&self) -> usize {
+        let blocks = self.blocks.capacity() * core::mem::size_of::<LogBlock>()
+            + self
+                .blocks
+                .iter()
+                .map(|b| {
+                    if let Loc::Mem(m) = &b.loc {
+                        m.offsets.capacity() * 4
+                    } else {
+                        0
+                    }
+                })
+                .sum::<usize>();
+        let meta = self
+            .meta
+            .iter()
+            .map(|(k, v)| k.capacity() + v.capacity() + 48)
+            .sum::<usize>();
+        core::mem::size_of::<Self>()
+            + self.cache.memory()
+            + blocks
+            + meta
+            + self.used.capacity()
+            + self.wbuf.capacity()
+    }
+
+    /// Bounds the tail cache to `n` entries.
+    pub fn set_max_cache_entries(&mut self, n: usize) {
+        self.cache.set_limits(self.cache.max_bytes, n);
+    }
+
+    /// Bounds the tail cache to `bytes` bytes of entries.
+    pub fn set_max_cache_bytes(&mut self, bytes: usize) {
+        self.cache.set_limits(bytes, self.cache.max_entries);
+    }
+}
+
+/// Iterator over entries; see [`Wal::iter_range`].
+pub struct Iter<'a, D: BlockDevice> {
+    wal: &'a Wal<D>,
+    next: u64,
+    end: u64,
+}
+
+impl<'a, D: BlockDevice> Iterator for Iter<'a, D> {
+    type Item = Entry<'a>;
+    fn next(&mut self) -> Option<Entry<'a>> {
+        if self.next >= self.end {
+            return None;
+        }
+        let index = self.next;
+        match self.wal.try_get(index) {
+            Ok(Some(data)) => {
+                self.next += 1;
+                Some(Entry { index, data })
+            }
+            Ok(None) => None,
+            Err(e) => {
+                *self.wal.read_error.borrow_mut() = Some(e);
+                self.end = index;
+                None
+            }
+        }
+    }
+}
