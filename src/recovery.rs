@@ -429,6 +429,15 @@ pub(crate) fn open<D: BlockDevice>(
             ));
         }
         if chain.is_empty() {
+            if matches!(lb.loc, Loc::Summary { .. }) {
+                // A summary is only written once the next block's header is
+                // durable: a sealed head means the newest block was lost.
+                return Err(corrupt(
+                    cur,
+                    0,
+                    "the newest log block is missing (its predecessor is sealed)",
+                ));
+            }
             head_next = v.next.min(limit);
             need_next = head_next;
             if let (Loc::Mem(m), Some(ev), false) = (&lb.loc, g.erase_value, v.tail_open) {
