@@ -20,6 +20,9 @@ pub struct Failure {
 
 type Check = Result<(), String>;
 
+/// A named suite test.
+type Test<D> = (&'static str, fn(D) -> Check);
+
 macro_rules! ensure {
     ($c:expr, $($m:tt)+) => {
         if !$c {
@@ -438,7 +441,8 @@ fn bad_inputs<D: BlockDevice>(d: D) -> Check {
         w.get(0).is_none() && w.get(u64::MAX).is_none(),
         "out-of-range get"
     );
-    ensure!(w.read_range(5..1).is_empty(), "reversed range");
+    let (lo, hi) = (5, 1);
+    ensure!(w.read_range(lo..hi).is_empty(), "reversed range");
     io(w.sync(), "sync")?;
     let w = reopen(w)?;
     ensure_eq!(w.get(u64::MAX - 1).as_deref(), Some(&b"last"[..]));
@@ -449,7 +453,7 @@ fn bad_inputs<D: BlockDevice>(d: D) -> Check {
 /// largest entry to try (1 MiB where the device can hold it). Returns the
 /// number of tests run.
 pub fn run_all<D: BlockDevice>(make: &mut dyn FnMut() -> D, big: usize) -> Result<usize, Failure> {
-    let tests: [(&'static str, fn(D) -> Check); 11] = [
+    let tests: [Test<D>; 11] = [
         ("empty_and_first_index", empty_and_first_index),
         ("batches", batches),
         (

@@ -1,4 +1,4 @@
-//! blockwal: a write-ahead log for Raft over any block device.
+#![doc = include_str!("../README.md")]
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -13,6 +13,8 @@ mod error;
 mod format;
 mod index;
 pub mod meta;
+#[cfg(feature = "openraft")]
+pub mod openraft;
 mod recovery;
 mod wal;
 
@@ -25,6 +27,11 @@ pub use devices::flash::{FlashDevice, FlashError};
 pub use devices::mem::{MemDevice, MemError};
 #[cfg(all(feature = "opfs", target_arch = "wasm32"))]
 pub use devices::opfs::{OpfsDevice, OpfsError};
+#[cfg(feature = "sim")]
+pub use devices::sim::{
+    CutPlan, SimConfig, SimDevice, SimError, SimOp, SimOpKind, SimStats, Survivors, TornFill,
+    Violation,
+};
 pub use error::Error;
 pub use wal::{Entry, Iter, Wal, WalOptions};
 

@@ -398,86 +398,96 @@ pub(crate) fn open<D: BlockDevice>(
             next_seq: max_seq + 1,
         });
     };
-    let mut chain: Vec<LogBlock> = Vec::new();
-    let mut cur = head_block;
-    let mut limit = u64::MAX;
-    let mut need_next = 0u64;
-    let mut head_next = 0u64;
-    let mut floor = 0u64;
-    let mut newer_cont = false;
-    let mut head_appendable = false;
-    loop {
-        let h = headers[cur as usize].ok_or(corrupt(
-            cur,
-            0,
-            "chain link to a block without a header",
-        ))?;
-        let (mut lb, v) = describe(dev, &mut rd, &g, cur, &h)?;
-        if v.tail_open && !newer_cont {
-            // The block's last entry never finished (no newer block carries
-            // its continuation): it is not part of the log.
-            let e = v.next.saturating_sub(1);
-            limit = limit.min(e);
-            if let Loc::Mem(m) = &mut lb.loc {
-                drop_incomplete(m);
-            }
-        } else if !v.tail_open && newer_cont {
-            return Err(corrupt(
+    // A broken link right below the head means the head's header reached
+    // the device without its sync (files keep any subset of unsynced
+    // writes): such a head holds no record, so recovery drops it and starts
+    // again from its predecessor. Deeper breaks are corruption.
+    let mut head = head_block;
+    let (mut chain, head_next, floor, head_appendable) = 'walk: loop {
+        let mut chain: Vec<LogBlock> = Vec::new();
+        let mut cur = head;
+        let mut limit = u64::MAX;
+        let mut need_next = 0u64;
+        let mut head_next = 0u64;
+        let mut floor = 0u64;
+        let mut newer_cont = false;
+        let mut head_appendable = false;
+        loop {
+            let h = headers[cur as usize].ok_or(corrupt(
                 cur,
                 0,
-                "next block continues an entry this block does not start",
-            ));
-        }
-        if chain.is_empty() {
-            if matches!(lb.loc, Loc::Summary { .. }) {
-                // A summary is only written once the next block's header is
-                // durable: a sealed head means the newest block was lost.
+                "chain link to a block without a header",
+            ))?;
+            let (mut lb, v) = describe(dev, &mut rd, &g, cur, &h)?;
+            let broken_link = if v.tail_open && !newer_cont {
+                // The block's last entry never finished (no newer block
+                // carries its continuation): it is not part of the log.
+                limit = limit.min(v.next.saturating_sub(1));
+                if let Loc::Mem(m) = &mut lb.loc {
+                    drop_incomplete(m);
+                }
+                None
+            } else if !v.tail_open && newer_cont {
+                Some("next block continues an entry this block does not start")
+            } else {
+                None
+            };
+            if chain.is_empty() {
+                if matches!(lb.loc, Loc::Summary { .. }) {
+                    // A summary is only written once the next block's header
+                    // is durable: a sealed head means the newest block was lost.
+                    return Err(corrupt(
+                        cur,
+                        0,
+                        "the newest log block is missing (its predecessor is sealed)",
+                    ));
+                }
+                head_next = v.next.min(limit);
+                need_next = head_next;
+                if let (Loc::Mem(m), Some(ev), false) = (&lb.loc, g.erase_value, v.tail_open) {
+                    let start = g.block_offset(cur);
+                    head_appendable = is_blank(
+                        dev,
+                        &mut rd,
+                        start + u64::from(m.end),
+                        start + u64::from(g.block_size),
+                        ev,
+                    )?;
+                }
+            }
+            floor = floor.max(v.floor);
+            lb.clip(limit);
+            let gap = lb.n > 0 && lb.end() != need_next;
+            if let Some(what) =
+                broken_link.or(gap.then_some("gap between this block and the next one of the log"))
+            {
+                if chain.len() == 1 {
+                    head = cur;
+                    continue 'walk;
+                }
+                return Err(corrupt(cur, 0, what));
+            }
+            if lb.n > 0 {
+                need_next = lb.first;
+            }
+            limit = limit.min(v.low);
+            newer_cont = h.flags & FLAG_CONT != 0;
+            chain.push(lb);
+            if need_next <= floor || h.prev == 0 || chain.len() >= count {
+                break 'walk (chain, head_next, floor, head_appendable);
+            }
+            let Ok(pos) = logs.binary_search_by(|&(s, _)| s.cmp(&h.prev)) else {
                 return Err(corrupt(
                     cur,
                     0,
-                    "the newest log block is missing (its predecessor is sealed)",
+                    "an older block of the log is missing (never compacted)",
                 ));
-            }
-            head_next = v.next.min(limit);
-            need_next = head_next;
-            if let (Loc::Mem(m), Some(ev), false) = (&lb.loc, g.erase_value, v.tail_open) {
-                let start = g.block_offset(cur);
-                head_appendable = is_blank(
-                    dev,
-                    &mut rd,
-                    start + u64::from(m.end),
-                    start + u64::from(g.block_size),
-                    ev,
-                )?;
-            }
+            };
+            cur = logs[pos].1;
         }
-        floor = floor.max(v.floor);
-        lb.clip(limit);
-        if lb.n > 0 {
-            if lb.end() != need_next {
-                return Err(corrupt(
-                    cur,
-                    0,
-                    "gap between this block and the next one of the log",
-                ));
-            }
-            need_next = lb.first;
-        }
-        limit = limit.min(v.low);
-        newer_cont = h.flags & FLAG_CONT != 0;
-        used[cur as usize] = true;
-        chain.push(lb);
-        if need_next <= floor || h.prev == 0 || chain.len() >= count {
-            break;
-        }
-        let Ok(pos) = logs.binary_search_by(|&(s, _)| s.cmp(&h.prev)) else {
-            return Err(corrupt(
-                cur,
-                0,
-                "an older block of the log is missing (never compacted)",
-            ));
-        };
-        cur = logs[pos].1;
+    };
+    for b in &chain {
+        used[b.block as usize] = true;
     }
     chain.reverse();
     let next = head_next.max(floor);

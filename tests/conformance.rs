@@ -78,3 +78,28 @@ fn file_4k_blocks() {
 fn file_1m_blocks() {
     file(1 << 20, 256);
 }
+
+/// `FlashDevice` over the RAM NorFlash double, for write units 1..32 and
+/// erase sizes 256 B..128 KiB. The suite writes about 60 blocks' worth of
+/// entries and must fill a fixed device within 64 blocks + 1 MiB.
+#[cfg(feature = "flash")]
+#[test]
+fn flash_devices() {
+    use blockwal::devices::ram_flash::RamFlash;
+    use blockwal::FlashDevice;
+    fn run<const W: usize, const E: usize, const R: usize>(blocks: u32, big: usize) {
+        let mut make = || {
+            let flash = RamFlash::<W, E, R>::new(E * blocks as usize).unwrap();
+            FlashDevice::new(flash, 0, E as u32 * blocks).unwrap()
+        };
+        if let Err(f) = run_all(&mut make, big) {
+            panic!("W={W} E={E} R={R} blocks={blocks}: {}: {}", f.test, f.what);
+        }
+    }
+    run::<1, 256, 1>(256, 4096);
+    run::<4, 4096, 4>(96, 64 * 1024);
+    run::<8, 2048, 1>(96, 32 * 1024);
+    run::<16, 1024, 8>(128, 16 * 1024);
+    run::<32, 4096, 4>(96, 32 * 1024);
+    run::<8, 131072, 1>(68, 1024 * 1024);
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# What blockwal costs a Cortex-M4 firmware: builds the `baseline` and `wal`
+# images of targets/cortex-m (release: opt-level "z", LTO, one codegen unit,
+# panic = abort) and prints
+#   core .text bytes: N     .text of `wal` minus .text of `baseline`
+#   core .rodata bytes: N   the same for .rodata (tables, constants)
+#   wal heap bytes: N       peak heap the `wal` workload used, run in QEMU
+# SIZE_DETAIL=1 also lists the largest symbols of `wal` (needs llvm-nm or nm).
+# Needs the thumbv7em-none-eabihf target and qemu-system-arm (scripts/setup.sh).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+crate="$root/targets/cortex-m"
+export CARGO_TARGET_DIR="$crate/target"
+cd "$crate"
+
+cargo build --release --bins -q
+out="$CARGO_TARGET_DIR/thumbv7em-none-eabihf/release"
+
+# Size of section $2 of ELF $1, in bytes: a size tool if there is one, else
+# readelf's section table, else a few lines of python reading the ELF header.
+section_size() {
+  local elf=$1 sec=$2 tool hex
+  for tool in rust-size llvm-size arm-none-eabi-size; do
+    if command -v "$tool" >/dev/null 2>&1; then
+      "$tool" -A "$elf" | awk -v s="$sec" '$1 == s { print $2; found = 1; exit } END { if (!found) print 0 }'
+      return
+    fi
+  done
+  if command -v readelf >/dev/null 2>&1; then
+    # "[Nr] Name Type Addr Off Size ...": the size is 4 fields after the name.
+    hex=$(readelf -S -W "$elf" | awk -v s="$sec" '{ for (i = 1; i <= NF; i++) if ($i == s) { print $(i + 4); exit } }')
+    echo $((16#${hex:-0}))
+    return
+  fi
+  python3 - "$elf" "$sec" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+assert data[:4] == b"\x7fELF" and data[4] == 1, "expected a 32-bit ELF"
+shoff, = struct.unpack_from("<I", data, 0x20)
+shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x2E)
+def sh(i):
+    return struct.unpack_from("<IIIIIIIIII", data, shoff + i * shentsize)
+stroff = sh(shstrndx)[4]
+for i in range(shnum):
+    h = sh(i)
+    name = data[stroff + h[0]:data.index(b"\0", stroff + h[0])].decode()
+    if name == sys.argv[2]:
+        print(h[5]); break
+else:
+    print(0)
+PY
+}
+
+base_text=$(section_size "$out/baseline" .text)
+wal_text=$(section_size "$out/wal" .text)
+base_ro=$(section_size "$out/baseline" .rodata)
+wal_ro=$(section_size "$out/wal" .rodata)
+
+# Peak heap of the workload: the firmware prints it through semihosting.
+if ! run=$(timeout 120 cargo run --release --bin wal -q 2>&1); then
+  echo "$run" >&2
+  echo "cortex-m-size: the wal firmware failed in QEMU" >&2
+  exit 1
+fi
+heap=$(echo "$run" | awk '/workload heap peak bytes:/ { print $NF }')
+
+echo "baseline .text bytes: $base_text"
+echo "wal .text bytes: $wal_text"
+echo "core .text bytes: $((wal_text - base_text))"
+echo "core .rodata bytes: $((wal_ro - base_ro))"
+echo "wal heap bytes: ${heap:-unknown}"
+if [ "${SIZE_DETAIL:-0}" = 1 ]; then
+  nm_tool=$(command -v llvm-nm || command -v arm-none-eabi-nm || command -v nm || true)
+  if [ -n "$nm_tool" ]; then
+    echo "largest symbols of wal (bytes, section type, name):"
+    "$nm_tool" --size-sort -S -C --radix=d "$out/wal" | tail -25 | awk '{ $1 = ""; print }'
+  fi
+fi
+budget=12288
+if [ $((wal_text - base_text)) -gt "$budget" ]; then
+  echo "cortex-m-size: core .text is over the $budget-byte budget of DESIGN.md" >&2
+  if [ "${STRICT_SIZE:-0}" = 1 ]; then exit 1; fi
+fi
