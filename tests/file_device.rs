@@ -1,0 +1,150 @@
+//! File-specific promises: the directory lock, the capacity limit behaving
+//! like a full disk, and the `raft-wal`-shaped API of `RaftWal`.
+
+use std::borrow::Cow;
+
+use blockwal::conformance::{payload, run_all};
+use blockwal::{Entry, Error, FileDevice, Options, RaftWal};
+
+#[test]
+fn a_second_open_of_the_same_directory_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = RaftWal::open(dir.path()).unwrap();
+    match RaftWal::open(dir.path()) {
+        Err(Error::Locked) => {}
+        Err(e) => panic!("expected Locked, got {e}"),
+        Ok(_) => panic!("opened a locked log twice"),
+    }
+    let msg = Error::<std::io::Error>::Locked.to_string();
+    assert!(msg.contains("locked") && msg.contains("close"), "{msg}");
+    drop(wal);
+    RaftWal::open(dir.path()).expect("lock released when the first owner closes");
+}
+
+#[test]
+fn a_second_process_sees_the_lock() {
+    // flock is per open file: a child process holding the file must block us.
+    let dir = tempfile::tempdir().unwrap();
+    drop(RaftWal::open(dir.path()).unwrap());
+    let file = dir.path().join("blockwal.log");
+    let mut child = std::process::Command::new("flock")
+        .arg(&file)
+        .args(["sleep", "5"])
+        .spawn()
+        .expect("flock(1) from util-linux");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let r = RaftWal::open(dir.path());
+    child.kill().ok();
+    child.wait().ok();
+    assert!(
+        matches!(r, Err(Error::Locked)),
+        "another process holds the log"
+    );
+}
+
+#[test]
+fn capacity_limit_fills_then_compaction_frees_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        block_size: 4096,
+        max_bytes: Some(64 * 4096),
+        ..Options::default()
+    };
+    let mut wal = RaftWal::open_with(dir.path(), opts).unwrap();
+    let mut i = 1;
+    let err = loop {
+        match wal.append(i, &payload(i, 1000)) {
+            Ok(()) => i += 1,
+            Err(e) => break e,
+        }
+        assert!(i < 10_000, "never filled");
+    };
+    assert!(matches!(err, Error::Full), "{err}");
+    assert!(err.to_string().contains("full"), "{err}");
+    wal.sync().unwrap();
+    let last = i - 1;
+    drop(wal);
+    // Still consistent after reopen, and usable once space is freed.
+    let mut wal = RaftWal::open_with(dir.path(), opts).unwrap();
+    assert_eq!(wal.last_index(), Some(last));
+    assert_eq!(
+        wal.get(last).as_deref(),
+        Some(payload(last, 1000).as_slice())
+    );
+    wal.compact(last - 10).unwrap();
+    for k in last + 1..last + 100 {
+        wal.append(k, &payload(k, 1000)).unwrap();
+        if k % 10 == 0 {
+            wal.sync().unwrap();
+            wal.compact(k - 10).unwrap();
+        }
+    }
+    wal.sync().unwrap();
+    assert!(
+        std::fs::metadata(dir.path().join("blockwal.log"))
+            .unwrap()
+            .len()
+            <= 64 * 4096
+    );
+}
+
+#[test]
+fn conformance_on_a_capped_file() {
+    let dirs = std::cell::RefCell::new(Vec::new());
+    let mut make = || {
+        let d = tempfile::tempdir().unwrap();
+        let dev = FileDevice::open(d.path(), 1024, 4, 256).unwrap();
+        dirs.borrow_mut().push(d);
+        dev
+    };
+    run_all(&mut make, 4096).unwrap_or_else(|f| panic!("{}: {}", f.test, f.what));
+}
+
+/// Code written for the `raft-wal` crate compiles against `RaftWal` with
+/// the crate name changed: these are its call shapes.
+#[test]
+fn raft_wal_api_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = RaftWal::open(dir.path()).unwrap();
+    wal.append(1, b"one").unwrap();
+    let owned: Vec<(u64, Vec<u8>)> = vec![(2, b"two".to_vec()), (3, b"three".to_vec())];
+    wal.append_batch(&owned).unwrap();
+    let borrowed: [(u64, &[u8]); 1] = [(4, b"four")];
+    wal.append_batch(&borrowed).unwrap();
+    wal.flush().unwrap();
+    wal.sync().unwrap();
+    let got: Option<Cow<[u8]>> = wal.get(2);
+    assert_eq!(got.as_deref(), Some(&b"two"[..]));
+    let range: Vec<(u64, Vec<u8>)> = wal.read_range(2..=3);
+    assert_eq!(range, vec![(2, b"two".to_vec()), (3, b"three".to_vec())]);
+    let all: Vec<Entry> = wal.iter().collect();
+    assert_eq!(
+        all.iter().map(|e| e.index).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(all[3].data.as_ref(), b"four");
+    let some: Vec<u64> = wal.iter_range(3..).map(|e| e.index).collect();
+    assert_eq!(some, [3, 4]);
+    let (len, empty, first, last): (usize, bool, Option<u64>, Option<u64>) = (
+        wal.len(),
+        wal.is_empty(),
+        wal.first_index(),
+        wal.last_index(),
+    );
+    assert_eq!((len, empty, first, last), (4, false, Some(1), Some(4)));
+    wal.set_max_cache_entries(1);
+    // Evicted entries are read back from the device, never skipped.
+    assert_eq!(wal.read_range(..).len(), 4);
+    let mem: usize = wal.estimated_memory();
+    assert!(mem > 0);
+    wal.set_meta("vote", b"n1").unwrap();
+    let v: Option<&[u8]> = wal.get_meta("vote");
+    assert_eq!(v, Some(&b"n1"[..]));
+    wal.remove_meta("vote").unwrap();
+    wal.truncate(4).unwrap();
+    wal.compact(1).unwrap();
+    assert_eq!(
+        wal.read_range(..),
+        vec![(2, b"two".to_vec()), (3, b"three".to_vec())]
+    );
+}
