@@ -26,7 +26,10 @@ if [ -f "$lock" ]; then
   have=$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $2}' || true)
   if [ -n "$want" ] && [ "$want" != "$have" ]; then
     echo "setup: installing wasm-bindgen-cli $want"
-    cargo install -q wasm-bindgen-cli --version "=$want" --locked
+    # --locked first (reproducible); some registry mirrors lack a locked
+    # transitive version, so fall back to a fresh resolution.
+    cargo install -q wasm-bindgen-cli --version "=$want" --locked ||
+      cargo install -q wasm-bindgen-cli --version "=$want"
   fi
 fi
 echo "setup: ok"
