@@ -13,8 +13,6 @@ mod error;
 mod format;
 mod index;
 pub mod meta;
-#[cfg(feature = "openraft")]
-pub mod openraft;
 mod recovery;
 mod wal;
 
@@ -27,11 +25,6 @@ pub use devices::flash::{FlashDevice, FlashError};
 pub use devices::mem::{MemDevice, MemError};
 #[cfg(all(feature = "opfs", target_arch = "wasm32"))]
 pub use devices::opfs::{OpfsDevice, OpfsError};
-#[cfg(feature = "sim")]
-pub use devices::sim::{
-    CutPlan, SimConfig, SimDevice, SimError, SimOp, SimOpKind, SimStats, Survivors, TornFill,
-    Violation,
-};
 pub use error::Error;
 pub use wal::{Entry, Iter, Wal, WalOptions};
 
