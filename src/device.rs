@@ -78,6 +78,14 @@ pub trait BlockDevice {
         let _ = blocks;
         Ok(false)
     }
+
+    /// A hint that `len` bytes at `offset` will be read soon, so a device
+    /// with slow random reads (a file on a disk) can start fetching them in
+    /// the background. Opening a log hints every block's header and summary
+    /// trailer before reading them. The default does nothing.
+    fn prefetch(&mut self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
 }
 
 impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
@@ -99,5 +107,8 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     }
     fn grow(&mut self, blocks: u32) -> Result<bool, Self::Error> {
         (**self).grow(blocks)
+    }
+    fn prefetch(&mut self, offset: u64, len: u64) {
+        (**self).prefetch(offset, len)
     }
 }

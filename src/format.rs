@@ -1,10 +1,15 @@
 //! On-media encoding: block header, record header, summary trailer, CRC32C.
 //! FORMAT.md documents every byte; this file is its executable twin.
 
-use crc::{Crc, Digest, Table, CRC_32_ISCSI};
+use crc::{Crc, Table, CRC_32_ISCSI};
 
-/// CRC-32C, slice-by-16 tables (the hot path hashes every appended byte).
-pub(crate) static CRC: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
+/// CRC-32C. With `std`: slice-by-16 tables (16 KiB; the append path hashes
+/// every byte). Without: one 1 KiB table, for microcontroller flash budgets.
+#[cfg(feature = "std")]
+pub(crate) type CrcTable = Table<16>;
+#[cfg(not(feature = "std"))]
+pub(crate) type CrcTable = Table<1>;
+pub(crate) static CRC: Crc<u32, CrcTable> = Crc::<u32, CrcTable>::new(&CRC_32_ISCSI);
 
 /// Block header magic.
 pub(crate) const MAGIC: [u8; 4] = *b"BWAL";
@@ -158,11 +163,20 @@ impl RecHeader {
     }
 }
 
-fn rec_digest(seq: u64, kind_len_index: &[u8]) -> Digest<'static, u32, Table<16>> {
+/// The record CRC: `seq`, the 12 header bytes after the CRC field, then the
+/// payload. The first bytes go through one 32-byte buffer so the table sees
+/// whole 16-byte slices (it is byte-at-a-time on short pieces).
+#[inline]
+fn rec_crc(seq: u64, fields: &[u8], payload: &[u8]) -> u32 {
+    let mut head = [0u8; 32];
+    head[..8].copy_from_slice(&seq.to_le_bytes());
+    head[8..20].copy_from_slice(&fields[..12]);
+    let k = payload.len().min(12);
+    head[20..20 + k].copy_from_slice(&payload[..k]);
     let mut d = CRC.digest();
-    d.update(&seq.to_le_bytes());
-    d.update(kind_len_index);
-    d
+    d.update(&head[..20 + k]);
+    d.update(&payload[k..]);
+    d.finalize()
 }
 
 /// The 12 CRC-covered header bytes after the CRC field.
@@ -176,6 +190,7 @@ fn rec_fields(kind: Kind, len: usize, index: u64) -> [u8; 12] {
 
 /// Appends one record (header, payload pieces, zero padding to `p`) to `out`.
 /// The payload is given in pieces so meta records need no temporary buffer.
+#[inline]
 pub(crate) fn push_record(
     out: &mut alloc::vec::Vec<u8>,
     p: usize,
@@ -185,25 +200,23 @@ pub(crate) fn push_record(
     payload: &[&[u8]],
 ) {
     let len: usize = payload.iter().map(|s| s.len()).sum();
-    let fields = rec_fields(kind, len, index);
-    let mut d = rec_digest(seq, &fields);
-    for s in payload {
-        d.update(s);
-    }
-    out.extend_from_slice(&d.finalize().to_le_bytes());
-    out.extend_from_slice(&fields);
+    let start = out.len();
+    let span = round_up(REC_LEN + len, p);
+    out.reserve(span);
+    out.extend_from_slice(&[0u8; 4]);
+    out.extend_from_slice(&rec_fields(kind, len, index));
     for s in payload {
         out.extend_from_slice(s);
     }
-    let pad = round_up(REC_LEN + len, p) - (REC_LEN + len);
-    out.resize(out.len() + pad, 0);
+    out.resize(start + span, 0);
+    let rec = &out[start..start + REC_LEN + len];
+    let crc = rec_crc(seq, &rec[4..REC_LEN], &rec[REC_LEN..]);
+    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// True if `payload` matches the header's CRC under the block's `seq`.
 pub(crate) fn record_valid(seq: u64, hdr_bytes: &[u8], payload: &[u8]) -> bool {
-    let mut d = rec_digest(seq, &hdr_bytes[4..REC_LEN]);
-    d.update(payload);
-    d.finalize() == u32_at(hdr_bytes, 0)
+    rec_crc(seq, &hdr_bytes[4..REC_LEN], payload) == u32_at(hdr_bytes, 0)
 }
 
 /// Size of the summary of a block with `n` entries starting in it.
@@ -310,6 +323,10 @@ mod tests {
         assert_eq!((h.kind, h.len, h.index), (Kind::Entry, 5, 42));
         assert!(record_valid(9, &out[..16], &out[16..21]));
         assert!(!record_valid(10, &out[..16], &out[16..21]));
+        // FORMAT.md: CRC over seq, header bytes 4..16, then the payload.
+        let mut plain = Vec::from(9u64.to_le_bytes());
+        plain.extend_from_slice(&out[4..21]);
+        assert_eq!(CRC.checksum(&plain), u32_at(&out, 0));
     }
 
     #[test]

@@ -70,11 +70,26 @@ pub(crate) fn find(blocks: &VecDeque<LogBlock>, index: u64) -> Option<usize> {
     (b.first <= index && index < b.end()).then_some(pos)
 }
 
+/// Bookkeeping bytes charged per cached entry (its span), so a flood of empty
+/// entries is bounded by `max_bytes` too.
+const SPAN_COST: usize = core::mem::size_of::<(u32, u32)>();
+
+/// Smallest ring allocated, so small logs stay small.
+const MIN_RING: usize = 4 << 10;
+
 /// Recently appended entries, contiguous, bounded by bytes and by count.
+///
+/// The payloads live in one ring of bytes (each entry contiguous; an entry
+/// that does not fit before the ring's end starts again at 0), so appending
+/// allocates nothing once the ring has grown to its working size. The ring
+/// grows by doubling up to `max_bytes` and never past it.
 #[derive(Debug, Default)]
 pub(crate) struct TailCache {
-    entries: VecDeque<Vec<u8>>,
+    ring: Vec<u8>,
+    /// `(start in ring, len)` of each cached entry, oldest first.
+    spans: VecDeque<(u32, u32)>,
     first: u64,
+    /// Payload bytes held plus `SPAN_COST` per entry.
     bytes: usize,
     pub max_bytes: usize,
     pub max_entries: usize,
@@ -89,56 +104,125 @@ impl TailCache {
         }
     }
 
+    /// Largest ring this cache may allocate.
+    fn ring_limit(&self) -> usize {
+        self.max_bytes.min(u32::MAX as usize)
+    }
+
     pub fn get(&self, index: u64) -> Option<&[u8]> {
         let k = usize::try_from(index.checked_sub(self.first)?).ok()?;
-        self.entries.get(k).map(|v| v.as_slice())
+        let &(s, n) = self.spans.get(k)?;
+        Some(&self.ring[s as usize..s as usize + n as usize])
     }
 
     /// Adds the entry after the last one (a gap empties the cache first).
+    #[inline]
     pub fn push(&mut self, index: u64, data: &[u8]) {
-        if self.entries.is_empty() || self.first + self.entries.len() as u64 != index {
+        if self.spans.is_empty() || self.first + self.spans.len() as u64 != index {
             self.clear();
             self.first = index;
         }
-        if data.len() > self.max_bytes || self.max_entries == 0 {
+        let len = data.len();
+        if len + SPAN_COST > self.max_bytes || len > self.ring_limit() || self.max_entries == 0 {
             self.clear();
             self.first = index + 1;
             return;
         }
-        self.bytes += data.len();
-        self.entries.push_back(data.to_vec());
-        self.shrink();
+        while self.spans.len() >= self.max_entries || self.bytes + len + SPAN_COST > self.max_bytes
+        {
+            self.pop_front();
+        }
+        let at = self.place(len);
+        self.ring[at..at + len].copy_from_slice(data);
+        self.spans.push_back((at as u32, len as u32));
+        self.bytes += len + SPAN_COST;
+    }
+
+    /// Where in the ring `len` bytes go after the newest entry, evicting the
+    /// oldest entries or growing the ring until they fit.
+    fn place(&mut self, len: usize) -> usize {
+        loop {
+            let (Some(&(hs, _)), Some(&(ts, tn))) = (self.spans.front(), self.spans.back()) else {
+                if self.ring.len() < len {
+                    self.grow(len);
+                }
+                return 0;
+            };
+            let (head, tail) = (hs as usize, ts as usize + tn as usize);
+            // Not wrapped iff the newest entry ends past the oldest's start
+            // (`ts >= hs` misread an empty newest entry sitting at `head`
+            // after a wrap; ending exactly at `head` is taken as wrapped,
+            // which at worst evicts an empty entry early).
+            if tail > head {
+                // Live bytes are head..tail: room at the end, else at the start.
+                if tail + len <= self.ring.len() {
+                    return tail;
+                }
+                if len <= head {
+                    return 0;
+                }
+            } else if tail + len <= head {
+                // Wrapped: live bytes are head..end and 0..tail.
+                return tail;
+            }
+            if self.ring.len() < self.ring_limit() {
+                self.grow(len);
+            } else {
+                self.pop_front();
+            }
+        }
+    }
+
+    /// Doubles the ring (at least to hold `len` more bytes), moving the live
+    /// entries to its start in order.
+    fn grow(&mut self, len: usize) {
+        let live: usize = self.spans.iter().map(|&(_, n)| n as usize).sum();
+        let want = (self.ring.len() * 2)
+            .max(live + len)
+            .max(MIN_RING)
+            .min(self.ring_limit());
+        let mut ring = alloc::vec![0u8; want];
+        let mut at = 0usize;
+        for span in self.spans.iter_mut() {
+            let (s, n) = (span.0 as usize, span.1 as usize);
+            ring[at..at + n].copy_from_slice(&self.ring[s..s + n]);
+            *span = (at as u32, n as u32);
+            at += n;
+        }
+        self.ring = ring;
+    }
+
+    fn pop_front(&mut self) {
+        if let Some((_, n)) = self.spans.pop_front() {
+            self.bytes -= n as usize + SPAN_COST;
+            self.first += 1;
+        }
     }
 
     fn shrink(&mut self) {
-        while self.bytes > self.max_bytes || self.entries.len() > self.max_entries {
-            let Some(e) = self.entries.pop_front() else {
-                break;
-            };
-            self.bytes -= e.len();
-            self.first += 1;
+        while self.bytes > self.max_bytes || self.spans.len() > self.max_entries {
+            self.pop_front();
         }
     }
 
     /// Drops entries `>= from`.
     pub fn truncate(&mut self, from: u64) {
-        while self.first + self.entries.len() as u64 > from {
-            let Some(e) = self.entries.pop_back() else {
+        while self.first + self.spans.len() as u64 > from {
+            let Some((_, n)) = self.spans.pop_back() else {
                 break;
             };
-            self.bytes -= e.len();
+            self.bytes -= n as usize + SPAN_COST;
         }
     }
 
     /// Drops entries `< to`.
     pub fn compact(&mut self, to: u64) {
         while self.first < to {
-            let Some(e) = self.entries.pop_front() else {
+            if self.spans.is_empty() {
                 self.first = to;
                 break;
-            };
-            self.bytes -= e.len();
-            self.first += 1;
+            }
+            self.pop_front();
         }
     }
 
@@ -146,15 +230,101 @@ impl TailCache {
         self.max_bytes = max_bytes;
         self.max_entries = max_entries;
         self.shrink();
+        if self.ring.len() > self.ring_limit() {
+            // Moves the survivors into a ring within the new limit.
+            let keep = core::mem::take(&mut self.ring);
+            let spans = core::mem::take(&mut self.spans);
+            let first = self.first;
+            self.bytes = 0;
+            self.first = first;
+            for (k, (s, n)) in spans.into_iter().enumerate() {
+                self.push(first + k as u64, &keep[s as usize..(s + n) as usize]);
+            }
+        }
     }
 
     pub fn clear(&mut self) {
-        self.entries.clear();
+        self.spans.clear();
         self.bytes = 0;
     }
 
-    /// Bytes held (payloads plus per-entry bookkeeping).
+    /// Bytes of heap the cache holds (ring plus spans).
     pub fn memory(&self) -> usize {
-        self.bytes + self.entries.capacity() * core::mem::size_of::<Vec<u8>>()
+        self.ring.capacity() + self.spans.capacity() * SPAN_COST
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn entry(i: u64) -> Vec<u8> {
+        // Every fifth entry empty (empty entries at a wrap point are the
+        // ring's tricky case), the others of varied length.
+        let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+        let len = if h % 5 == 0 { 0 } else { (h % 300) as usize };
+        vec![i as u8; len]
+    }
+
+    #[test]
+    fn empty_entry_at_an_exact_wrap_does_not_unwrap_the_ring() {
+        let mut c = TailCache::new(300, usize::MAX);
+        let sizes = [102usize, 102, 102, 0, 11, 5];
+        for (i, &n) in sizes.iter().enumerate() {
+            c.push(i as u64, &vec![i as u8; n]);
+        }
+        for (i, &n) in sizes.iter().enumerate() {
+            if let Some(d) = c.get(i as u64) {
+                assert_eq!(d, vec![i as u8; n].as_slice(), "entry {i}");
+            }
+        }
+        assert!(c.get(4).is_some() && c.get(5).is_some());
+    }
+
+    #[test]
+    fn ring_cache_matches_a_model() {
+        for (max_bytes, max_entries) in [(5000, usize::MAX), (1 << 16, 50), (300, 3), (0, 10)] {
+            let mut c = TailCache::new(max_bytes, max_entries);
+            let mut lo = 1u64;
+            let mut next = 1u64;
+            for step in 0..3000u64 {
+                match step % 97 {
+                    13 if next > lo + 5 => {
+                        next -= 5;
+                        c.truncate(next);
+                    }
+                    41 => {
+                        lo = lo.max(next.saturating_sub(3));
+                        c.compact(lo);
+                    }
+                    _ => {
+                        c.push(next, &entry(next));
+                        next += 1;
+                    }
+                }
+                assert!(c.ring.len() <= max_bytes);
+                assert!(c.spans.len() <= max_entries);
+                assert!(c.bytes <= max_bytes);
+                let mut cached = 0;
+                for i in lo..next {
+                    if let Some(d) = c.get(i) {
+                        assert_eq!(d, entry(i).as_slice(), "entry {i}");
+                        cached += 1;
+                    }
+                }
+                assert_eq!(cached, c.spans.len());
+                if max_bytes >= 1 << 16 && next > 1 {
+                    assert!(c.get(next - 1).is_some());
+                }
+            }
+            c.set_limits(max_bytes / 2, max_entries);
+            assert!(c.ring.len() <= max_bytes / 2);
+            for i in lo..next {
+                if let Some(d) = c.get(i) {
+                    assert_eq!(d, entry(i).as_slice());
+                }
+            }
+        }
     }
 }

@@ -14,6 +14,7 @@ mod format;
 mod index;
 pub mod meta;
 mod recovery;
+pub mod verify;
 mod wal;
 
 #[cfg(all(feature = "std", unix))]
@@ -30,5 +31,7 @@ pub use wal::{Entry, Iter, Wal, WalOptions};
 
 #[cfg(all(feature = "std", unix))]
 pub use devices::file::FileDevice;
+#[cfg(all(feature = "std", unix))]
+pub use devices::image::ImageDevice;
 #[cfg(all(feature = "std", unix))]
 pub use raft_wal::{Options, RaftWal};

@@ -1,8 +1,6 @@
 //! Durable key/value metadata (term, vote, ...): the in-memory map and the
 //! payloads of its SET / REMOVE / SNAPSHOT records (FORMAT.md, "Records").
 
-use alloc::collections::BTreeMap;
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::format::Kind;
@@ -10,8 +8,56 @@ use crate::format::Kind;
 /// Longest key (its length is stored in one byte).
 pub const MAX_KEY_LEN: usize = 255;
 
-/// The map, ordered so snapshots are deterministic.
-pub(crate) type MetaMap = BTreeMap<String, Vec<u8>>;
+/// The map: a few keys (term, vote, ...), so a sorted vector beats a tree in
+/// code size and memory; sorted so snapshots are deterministic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct MetaMap(Vec<(Vec<u8>, Vec<u8>)>);
+
+impl MetaMap {
+    pub fn new() -> Self {
+        MetaMap(Vec::new())
+    }
+
+    fn find(&self, key: &[u8]) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_slice().cmp(key))
+    }
+
+    /// Sets `key`, returning its old value.
+    pub fn insert(&mut self, key: impl Into<Vec<u8>>, value: Vec<u8>) -> Option<Vec<u8>> {
+        let key = key.into();
+        match self.find(&key) {
+            Ok(i) => Some(core::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Vec<u8>> {
+        let i = self.find(key.as_bytes()).ok()?;
+        Some(self.0.remove(i).1)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Vec<u8>> {
+        self.find(key.as_bytes()).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Keys that are UTF-8 (every key written through the API is).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter_map(|(k, _)| core::str::from_utf8(k).ok())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Vec<u8>)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
 
 /// Payload pieces of a SET record: key length, key, value.
 pub(crate) fn set_payload<'a>(klen: &'a [u8; 1], key: &'a str, value: &'a [u8]) -> [&'a [u8]; 3] {
@@ -22,10 +68,10 @@ pub(crate) fn set_payload<'a>(klen: &'a [u8; 1], key: &'a str, value: &'a [u8]) 
 pub(crate) fn snapshot_payload(map: &MetaMap) -> Vec<u8> {
     let mut out = Vec::with_capacity(snapshot_len(map));
     out.extend_from_slice(&(map.len() as u32).to_le_bytes());
-    for (k, v) in map {
+    for (k, v) in map.iter() {
         out.push(k.len() as u8);
         out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(k);
         out.extend_from_slice(v);
     }
     out
@@ -48,10 +94,9 @@ fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     Some(head)
 }
 
-fn take_key(b: &mut &[u8]) -> Option<String> {
+fn take_key(b: &mut &[u8]) -> Option<Vec<u8>> {
     let klen = *take(b, 1)?.first()? as usize;
-    let key = core::str::from_utf8(take(b, klen)?).ok()?;
-    Some(String::from(key))
+    Some(take(b, klen)?.to_vec())
 }
 
 /// Applies one meta record to `map`. `false` if the payload is malformed
@@ -72,7 +117,9 @@ pub(crate) fn apply(map: &mut MetaMap, kind: Kind, mut p: &[u8]) -> bool {
             if !p.is_empty() {
                 return false;
             }
-            map.remove(&key);
+            if let Ok(i) = map.find(&key) {
+                map.0.remove(i);
+            }
             true
         }
         Kind::Snapshot => {
@@ -92,13 +139,10 @@ pub(crate) fn apply(map: &mut MetaMap, kind: Kind, mut p: &[u8]) -> bool {
                 let Some(key) = take(&mut p, klen[0] as usize) else {
                     return false;
                 };
-                let Ok(key) = core::str::from_utf8(key) else {
-                    return false;
-                };
                 let Some(value) = take(&mut p, vlen) else {
                     return false;
                 };
-                fresh.insert(String::from(key), value.to_vec());
+                fresh.insert(key, value.to_vec());
             }
             if !p.is_empty() {
                 return false;
@@ -117,8 +161,8 @@ mod tests {
     #[test]
     fn snapshot_round_trip_and_malformed_payloads() {
         let mut m = MetaMap::new();
-        m.insert("term".into(), b"7".to_vec());
-        m.insert("vote".into(), b"n1".to_vec());
+        m.insert("term", b"7".to_vec());
+        m.insert("vote", b"n1".to_vec());
         let s = snapshot_payload(&m);
         assert_eq!(s.len(), snapshot_len(&m));
         let mut back = MetaMap::new();
@@ -127,6 +171,6 @@ mod tests {
         assert!(!apply(&mut back, Kind::Snapshot, &s[..s.len() - 1]));
         assert!(!apply(&mut back, Kind::Set, &[5, b'a']));
         assert!(apply(&mut back, Kind::Remove, &[4, b't', b'e', b'r', b'm']));
-        assert!(!back.contains_key("term"));
+        assert!(back.get("term").is_none());
     }
 }

@@ -159,7 +159,7 @@ pub(crate) fn scan_log<D: BlockDevice>(
 
 /// Turns the replay of a block whose last entry never finished into the
 /// replay without that entry, as its summary will record it.
-fn drop_incomplete(m: &mut MemBlock) {
+pub(crate) fn drop_incomplete(m: &mut MemBlock) {
     let e = m.next.saturating_sub(1);
     let first = m.next - m.offsets.len() as u64;
     if e >= first {
@@ -307,13 +307,10 @@ fn describe<D: BlockDevice>(
     g: &Geometry,
     block: u32,
     h: &BlockHeader,
+    tb: &[u8; TRAILER_LEN],
 ) -> Result<(LogBlock, MemBlockView), Error<D::Error>> {
     let bs = g.block_size as usize;
-    let mut tb = [0u8; TRAILER_LEN];
-    let end = g.block_offset(block) + bs as u64;
-    dev.read(end - TRAILER_LEN as u64, &mut tb)
-        .map_err(Error::Device)?;
-    if let Some(t) = format::decode_trailer(h.seq, &tb) {
+    if let Some(t) = format::decode_trailer(h.seq, tb) {
         let n = t.count as usize;
         let fits = 4 * (n + 1) + TRAILER_LEN + header_area(g) <= bs;
         if fits && t.next >= u64::from(t.count) && t.flags & !FLAG_TAIL_OPEN == 0 {
@@ -368,12 +365,40 @@ pub(crate) fn open<D: BlockDevice>(
     let count = g.block_count as usize;
     let mut rd = Reader::new(window);
     let mut headers: Vec<Option<BlockHeader>> = Vec::with_capacity(count);
+    // The summary trailer of every block, read together with the next
+    // block's header (they are adjacent): one device read per block.
+    let mut trailers: Vec<[u8; TRAILER_LEN]> = Vec::with_capacity(count);
     let mut max_seq = 0u64;
-    for b in 0..g.block_count {
-        let mut hb = [0u8; format::HEADER_LEN];
-        dev.read(g.block_offset(b), &mut hb)
-            .map_err(Error::Device)?;
-        let h = BlockHeader::decode(&hb);
+    if g.block_size <= 16 << 10 {
+        // Small blocks: nearly every page is needed; one hint for all.
+        dev.prefetch(0, g.capacity());
+    } else {
+        for b in 0..g.block_count {
+            dev.prefetch(
+                g.block_offset(b).saturating_sub(TRAILER_LEN as u64),
+                (TRAILER_LEN + format::HEADER_LEN) as u64,
+            );
+        }
+    }
+    let mut both = [0u8; TRAILER_LEN + format::HEADER_LEN];
+    for b in 0..=g.block_count {
+        let (at, buf) = match b {
+            0 => (0, &mut both[TRAILER_LEN..]),
+            b if b == g.block_count => {
+                (g.capacity() - TRAILER_LEN as u64, &mut both[..TRAILER_LEN])
+            }
+            b => (g.block_offset(b) - TRAILER_LEN as u64, &mut both[..]),
+        };
+        dev.read(at, buf).map_err(Error::Device)?;
+        if b > 0 {
+            let mut t = [0u8; TRAILER_LEN];
+            t.copy_from_slice(&both[..TRAILER_LEN]);
+            trailers.push(t);
+        }
+        if b == g.block_count {
+            break;
+        }
+        let h = BlockHeader::decode(&both[TRAILER_LEN..]);
         if let Some(h) = &h {
             if h.block_size != g.block_size {
                 return Err(Error::Geometry(
@@ -426,10 +451,15 @@ pub(crate) fn open<D: BlockDevice>(
             next_seq: max_seq + 1,
         });
     };
-    // A broken link right below the head means the head's header reached
-    // the device without its sync (files keep any subset of unsynced
-    // writes): such a head holds no record, so recovery drops it and starts
-    // again from its predecessor. Deeper breaks are corruption.
+    // A broken link below blocks that hold no entry means the head's header
+    // reached the device without its sync, the one that would have made the
+    // older records durable (files keep any subset of unsynced writes). Only
+    // the head can be such a block (every other header was synced before
+    // the next one was written), and it holds no record: recovery drops it
+    // and starts again from its predecessor. The break may show only deeper
+    // down, below blocks left empty by lost records or truncation. A break
+    // below a block holding entries is corruption (its records were
+    // programmed after a sync that covered the break).
     let mut head = head_block;
     let (mut chain, head_next, floor, head_appendable) = 'walk: loop {
         let mut chain: Vec<LogBlock> = Vec::new();
@@ -439,6 +469,7 @@ pub(crate) fn open<D: BlockDevice>(
         let mut head_next = 0u64;
         let mut floor = 0u64;
         let mut newer_cont = false;
+        let mut newer_base = 0u64;
         let mut head_appendable = false;
         loop {
             let h = headers[cur as usize].ok_or(corrupt(
@@ -446,7 +477,7 @@ pub(crate) fn open<D: BlockDevice>(
                 0,
                 "chain link to a block without a header",
             ))?;
-            let (mut lb, v) = describe(dev, &mut rd, &g, cur, &h)?;
+            let (mut lb, v) = describe(dev, &mut rd, &g, cur, &h, &trailers[cur as usize])?;
             let broken_link = if v.tail_open && !newer_cont {
                 // The block's last entry never finished (no newer block
                 // carries its continuation): it is not part of the log.
@@ -455,11 +486,24 @@ pub(crate) fn open<D: BlockDevice>(
                     drop_incomplete(m);
                 }
                 None
-            } else if !v.tail_open && newer_cont {
+            } else if newer_cont && (!v.tail_open || v.next != newer_base) {
+                // The newer block continues entry `base - 1`: this block must
+                // leave exactly that entry open.
                 Some("next block continues an entry this block does not start")
             } else {
                 None
             };
+            // The newer block was opened when the log's next index was its
+            // `base`: this block must reach it (it may go beyond: recovery
+            // or a truncate cut it back). Falling short means records of
+            // this block were lost, which even blocks without entries show.
+            let ends = if v.tail_open && !newer_cont {
+                v.next.saturating_sub(1)
+            } else {
+                v.next
+            };
+            let broken_link = broken_link.or((!chain.is_empty() && ends < newer_base)
+                .then_some("this block ends before the next one of the log begins"));
             if chain.is_empty() {
                 if matches!(lb.loc, Loc::Summary { .. }) {
                     // A summary is only written once the next block's header
@@ -489,8 +533,8 @@ pub(crate) fn open<D: BlockDevice>(
             if let Some(what) =
                 broken_link.or(gap.then_some("gap between this block and the next one of the log"))
             {
-                if chain.len() == 1 {
-                    head = cur;
+                if chain.iter().all(|b| b.n == 0) {
+                    head = chain.get(1).map_or(cur, |b| b.block);
                     continue 'walk;
                 }
                 return Err(corrupt(cur, 0, what));
@@ -500,6 +544,7 @@ pub(crate) fn open<D: BlockDevice>(
             }
             limit = limit.min(v.low);
             newer_cont = h.flags & FLAG_CONT != 0;
+            newer_base = h.base;
             chain.push(lb);
             if need_next <= floor || h.prev == 0 || chain.len() >= count {
                 break 'walk (chain, head_next, floor, head_appendable);

@@ -177,18 +177,27 @@ impl<D: BlockDevice> Wal<D> {
     /// Appends one entry. It is readable at once and durable after [`Wal::sync`].
     /// An empty log accepts any index; then each index must follow the last.
     pub fn append(&mut self, index: u64, data: &[u8]) -> Res<(), D> {
+        self.append_one(index, data)?;
+        if self.wbuf.len() >= self.opts.write_buffer {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// `append` without programming a full write buffer.
+    #[inline]
+    fn append_one(&mut self, index: u64, data: &[u8]) -> Res<(), D> {
         self.writable()?;
         self.check_next(index)?;
-        self.reserve_entry(data.len())?;
-        self.write_entry(index, data)?;
+        if !self.append_in_head(index, data) {
+            self.reserve_entry(data.len())?;
+            self.write_entry(index, data)?;
+        }
         if self.is_empty() {
             self.first = index;
         }
         self.next = Some(index + 1);
         self.cache.push(index, data);
-        if self.wbuf.len() >= self.opts.write_buffer {
-            self.flush()?;
-        }
         Ok(())
     }
 
@@ -207,10 +216,50 @@ impl<D: BlockDevice> Wal<D> {
                 });
             }
         }
+        // The batch goes out in one write at the next sync (or when it
+        // outgrows four write buffers: memory stays bounded).
         for (i, v) in entries {
-            self.append(*i, v.as_ref())?;
+            self.append_one(*i, v.as_ref())?;
+            if self.wbuf.len() >= self.opts.write_buffer.saturating_mul(4) {
+                self.flush()?;
+            }
+        }
+        if self.wbuf.len() >= self.opts.write_buffer {
+            self.flush()?;
         }
         Ok(())
+    }
+
+    /// The common case of `write_entry`: the whole entry fits in the open
+    /// head. Encodes it into the write buffer and updates the head's replay
+    /// state; `false` (nothing done) otherwise.
+    #[inline]
+    fn append_in_head(&mut self, index: u64, data: &[u8]) -> bool {
+        if !self.head_open {
+            return false;
+        }
+        let (p, bs) = (self.p, self.geo.block_size as usize);
+        let Some(b) = self.blocks.back_mut() else {
+            return false;
+        };
+        let Loc::Mem(m) = &mut b.loc else {
+            return false;
+        };
+        let at = (self.wbuf_at + self.wbuf.len() as u64 - self.geo.block_offset(b.block)) as usize;
+        let span = format::round_up(REC_LEN + data.len(), p);
+        if at + span + format::summary_len(m.offsets.len() + 1, p) > bs
+            || data.len() > MAX_REC_PAYLOAD
+        {
+            return false;
+        }
+        format::push_record(&mut self.wbuf, p, b.seq, Kind::Entry, index, &[data]);
+        m.offsets.push(at as u32);
+        m.next = index + 1;
+        m.end = (at + span) as u32;
+        m.tail_open = false;
+        b.n = m.offsets.len() as u32;
+        b.first = m.next - u64::from(b.n);
+        true
     }
 
     fn check_next(&self, index: u64) -> Res<(), D> {
@@ -302,12 +351,17 @@ impl<D: BlockDevice> Wal<D> {
         let span = format::round_up(REC_LEN + data.len(), self.p);
         let avail = self.room(self.head_n() + 1);
         let min_frag = 64.max(self.p);
-        if span > avail && avail < REC_LEN + min_frag {
+        // Entries up to 1/8 of a block are never split: a fresh block costs
+        // at most that much space, and an uncached read of the entry then
+        // stays at two device reads (summary table, record).
+        let small = span <= self.block_payload() / 8;
+        if span > avail && (avail < REC_LEN + min_frag || small) {
             self.open_block(index, false, false)?;
             return self.write_entry(index, data);
         }
         let at = self.head_cursor() as u32;
-        let whole = span <= avail;
+        // One record carries at most MAX_REC_PAYLOAD bytes (24-bit length).
+        let whole = span <= avail && data.len() <= MAX_REC_PAYLOAD;
         let chunk = if whole {
             data.len()
         } else {
@@ -329,7 +383,7 @@ impl<D: BlockDevice> Wal<D> {
         while !rest.is_empty() {
             self.open_block(index + 1, true, false)?;
             let avail = self.room(0);
-            let last = REC_LEN + rest.len() <= avail;
+            let last = REC_LEN + rest.len() <= avail && rest.len() <= MAX_REC_PAYLOAD;
             let chunk = if last {
                 rest.len()
             } else {
@@ -455,6 +509,16 @@ impl<D: BlockDevice> Wal<D> {
         });
         self.head_open = true;
         self.wbuf_at = self.geo.block_offset(block) + self.hdr as u64;
+        // Static wear levelling (flash): a meta block that has outlived a
+        // whole wrap of allocations moves, so rarely changed metadata (term,
+        // vote) does not pin one block while the ring wears the others.
+        let stale_meta = self
+            .meta_block
+            .as_ref()
+            .is_some_and(|m| self.next_seq - m.seq > u64::from(self.geo.block_count / 2));
+        if self.geo.erase_value.is_some() && stale_meta {
+            self.meta_snapshot()?;
+        }
         Ok(())
     }
 
@@ -485,12 +549,16 @@ impl<D: BlockDevice> Wal<D> {
             if let Some(v) = self.geo.erase_value {
                 // A summary attempt torn by an earlier crash: leave the block
                 // to be replayed at open rather than program twice.
+                // A failed read poisons like a failed write: the new head's
+                // header is durable but not yet in `self.blocks`.
                 let mut cur = vec![0u8; bytes.len()];
-                dev.read(at, &mut cur).map_err(Error::Device)?;
+                let r = dev.read(at, &mut cur);
+                r.map_err(|e| self.poison(e))?;
                 if cur.iter().any(|&x| x != v) {
                     continue;
                 }
             }
+            let dev = self.dev.get_mut();
             let r = dev.program(at, &bytes);
             r.map_err(|e| self.poison(e))?;
             self.blocks[i].loc = Loc::Summary { disk_n };
@@ -655,7 +723,7 @@ impl<D: BlockDevice> Wal<D> {
 
     /// All metadata keys, in order.
     pub fn meta_keys(&self) -> impl Iterator<Item = &str> {
-        self.meta.keys().map(|k| k.as_str())
+        self.meta.keys()
     }
 
     /// Writes a meta record for the change already applied to `self.meta`:
@@ -688,8 +756,12 @@ impl<D: BlockDevice> Wal<D> {
             }
             return Ok(());
         }
-        // New meta block: header durable, then the snapshot durable, then
-        // the old block is free (FORMAT.md, "Meta").
+        self.meta_snapshot()
+    }
+
+    /// Writes the whole map into a fresh meta block: header durable, then
+    /// the snapshot durable, then the old block is free (FORMAT.md, "Meta").
+    fn meta_snapshot(&mut self) -> Res<(), D> {
         let seq = self.next_seq;
         let h = BlockHeader {
             kind: KIND_META,
@@ -702,7 +774,7 @@ impl<D: BlockDevice> Wal<D> {
         };
         let block = self.start_block(&h)?;
         self.next_seq += 1;
-        let mut buf = Vec::with_capacity(snap);
+        let mut buf = Vec::new();
         format::push_record(
             &mut buf,
             self.p,

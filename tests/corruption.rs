@@ -4,10 +4,13 @@
 use blockwal::conformance::payload;
 use blockwal::{Error, Geometry, MemDevice, Wal};
 
+/// (index, payload length) of entries.
+type Lens = Vec<(u64, usize)>;
+
 /// A log spread over many small blocks: entries, a fragmented entry,
 /// truncation, compaction and metadata, all synced. Returns the image, the
 /// entries the log holds, and every entry ever written.
-fn build(g: Geometry) -> (Vec<u8>, Vec<(u64, usize)>, Vec<(u64, usize)>) {
+fn build(g: Geometry) -> (Vec<u8>, Lens, Lens) {
     let mut w = Wal::open(MemDevice::with_geometry(g, g.block_count)).unwrap();
     let mut lens = Vec::new();
     for i in 1..=40u64 {

@@ -2,12 +2,23 @@
 //! like a full disk, and the `raft-wal`-shaped API of `RaftWal`.
 
 use std::borrow::Cow;
+use std::sync::Mutex;
 
 use blockwal::conformance::{payload, run_all};
 use blockwal::{Entry, Error, FileDevice, Options, RaftWal};
 
+/// Serialises the tests of this binary: between `fork` and `exec`, a child
+/// spawned by one test holds a copy of every open file of the process, so its
+/// flock would outlive another test's close for a moment.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn a_second_open_of_the_same_directory_is_locked() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let wal = RaftWal::open(dir.path()).unwrap();
     match RaftWal::open(dir.path()) {
@@ -23,6 +34,7 @@ fn a_second_open_of_the_same_directory_is_locked() {
 
 #[test]
 fn a_second_process_sees_the_lock() {
+    let _serial = serial();
     // flock is per open file: a child process holding the file must block us.
     let dir = tempfile::tempdir().unwrap();
     drop(RaftWal::open(dir.path()).unwrap());
@@ -44,6 +56,7 @@ fn a_second_process_sees_the_lock() {
 
 #[test]
 fn capacity_limit_fills_then_compaction_frees_space() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let opts = Options {
         block_size: 4096,
@@ -90,6 +103,7 @@ fn capacity_limit_fills_then_compaction_frees_space() {
 
 #[test]
 fn conformance_on_a_capped_file() {
+    let _serial = serial();
     let dirs = std::cell::RefCell::new(Vec::new());
     let mut make = || {
         let d = tempfile::tempdir().unwrap();
@@ -104,6 +118,7 @@ fn conformance_on_a_capped_file() {
 /// the crate name changed: these are its call shapes.
 #[test]
 fn raft_wal_api_shapes() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let mut wal = RaftWal::open(dir.path()).unwrap();
     wal.append(1, b"one").unwrap();

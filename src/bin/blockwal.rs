@@ -6,11 +6,31 @@ use std::time::Instant;
 
 use blockwal::{Options, RaftWal};
 
-const USAGE: &str = "usage: blockwal demo [--dir DIR] [--entries N] [--batch N] [--size BYTES]
+#[path = "blockwal/bench.rs"]
+mod bench;
+#[path = "blockwal/compare.rs"]
+mod compare;
+#[path = "blockwal/tools.rs"]
+mod tools;
 
-  demo   append entries in synced batches to a log in DIR (default ./blockwal-demo),
-         read them back, truncate, compact, set term/vote, reopen and verify,
-         printing what it did and how fast";
+const USAGE: &str = "usage: blockwal COMMAND [OPTIONS]
+
+  demo    [--dir DIR] [--entries N] [--batch N] [--size BYTES]
+          append entries in synced batches to a log in DIR (default ./blockwal-demo),
+          read them back, truncate, compact, set term/vote, reopen and verify,
+          printing what it did and how fast
+  bench   [--dir DIR] [--quick] [--rounds N] [--scale F] [--log-mib N] [--block-kib N]
+          [--no-okaywal] [--markdown]
+          blockwal beside a raw write+fdatasync baseline and okaywal, A/B alternated,
+          medians: buffered append, append+sync, batch+sync, open, get, truncate/compact
+          (default about 2 minutes; --quick about 30 s)
+  inspect LOG [--all yes]   geometry, blocks (seq, kind, entries, summary), indices, meta, free space
+  dump    LOG [--from I] [--to I] [--width N]   entries (hex and text preview) and meta
+  verify  LOG   check every header, record, summary and the chain; exit code 1 on corruption
+
+  LOG is --dir DIR (a log directory) or --image FILE [--block-size N] [--program-size N]
+  [--erase-value 0xff|none] (a raw image, e.g. a flash dump; the block size is read
+  from the first block header when not given)";
 
 struct DemoArgs {
     dir: PathBuf,
@@ -148,15 +168,27 @@ fn demo(a: DemoArgs) -> Result<(), String> {
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let result = match args.next().as_deref() {
-        Some("demo") => parse_demo(args).and_then(demo),
+        Some("demo") => parse_demo(args).and_then(demo).map(|()| true),
+        Some("bench") => bench::run(args),
+        Some("inspect") => tools::inspect(args),
+        Some("dump") => tools::dump(args),
+        Some("verify") => tools::verify(args),
+        Some("__open-child") => {
+            let dir = PathBuf::from(args.next().unwrap_or_default());
+            let bs = args.next().and_then(|b| b.parse().ok()).unwrap_or(1 << 20);
+            compare::open_child(&dir, bs)
+                .map(|()| true)
+                .map_err(|e| e.to_string())
+        }
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
-            Ok(())
+            Ok(true)
         }
         _ => Err(USAGE.to_string()),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("blockwal: {e}");
             ExitCode::FAILURE

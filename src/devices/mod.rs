@@ -4,6 +4,8 @@
 pub mod file;
 #[cfg(feature = "flash")]
 pub mod flash;
+#[cfg(all(feature = "std", unix))]
+pub mod image;
 pub mod mem;
 #[cfg(all(feature = "opfs", target_arch = "wasm32"))]
 pub mod opfs;

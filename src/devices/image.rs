@@ -1,0 +1,108 @@
+//! `ImageDevice`: a read-only view of a raw log image in a file (a flash dump
+//! copied off a board, or a log file), with the geometry the caller gives.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::device::{BlockDevice, Geometry};
+
+/// A raw image opened read-only. Reads come from the file; `program`,
+/// `erase`, `sync` and `grow` fail, so a [`crate::Wal`] opened over it can
+/// be read but never changes the image. Unlike [`crate::FileDevice`], the
+/// geometry is the caller's: a NOR flash dump keeps its program size and
+/// erase value, so decisions such as "is this area still erased" come out
+/// as they would on the board.
+#[derive(Debug)]
+pub struct ImageDevice {
+    file: File,
+    geo: Geometry,
+}
+
+impl ImageDevice {
+    /// Opens `path` read-only with `block_size`, `program_size` and
+    /// `erase_value`; the block count is the file length over the block
+    /// size (a partial last block is ignored).
+    pub fn open(
+        path: impl AsRef<Path>,
+        block_size: u32,
+        program_size: u32,
+        erase_value: Option<u8>,
+    ) -> io::Result<Self> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
+        if block_size == 0 {
+            return Err(invalid("block size must not be 0"));
+        }
+        let geo = Geometry {
+            block_size,
+            program_size,
+            block_count: u32::try_from(len / u64::from(block_size))
+                .map_err(|_| invalid("image holds more than 2^32 blocks"))?,
+            erase_value,
+        };
+        geo.validate().map_err(invalid)?;
+        Ok(ImageDevice { file, geo })
+    }
+
+    /// Reads the block size a log image was written with from the first
+    /// valid block header found at offset 0 or at a power-of-two block
+    /// boundary (512 B to 64 MiB). `None` if no header is found.
+    pub fn detect_block_size(path: impl AsRef<Path>) -> io::Result<Option<u32>> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        let mut at = vec![0u64];
+        for shift in 9..=26u32 {
+            at.extend((1..4u64).map(|k| k << shift));
+        }
+        for off in at {
+            if off + 48 > len {
+                continue;
+            }
+            let mut h = [0u8; 48];
+            file.read_exact_at(&mut h, off)?;
+            let crc = u32::from_le_bytes([h[44], h[45], h[46], h[47]]);
+            let ok = &h[0..4] == b"BWAL" && crate::format::CRC.checksum(&h[..44]) == crc;
+            if ok {
+                let bs = u32::from_le_bytes([h[40], h[41], h[42], h[43]]);
+                if bs.is_power_of_two() || off == 0 || off % u64::from(bs.max(1)) == 0 {
+                    return Ok(Some(bs));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn read_only() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        "the image is opened read-only",
+    )
+}
+
+impl BlockDevice for ImageDevice {
+    type Error = io::Error;
+
+    fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
+    fn program(&mut self, _offset: u64, _data: &[u8]) -> io::Result<()> {
+        Err(read_only())
+    }
+
+    fn erase(&mut self, _block: u32) -> io::Result<()> {
+        Err(read_only())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        Err(read_only())
+    }
+}

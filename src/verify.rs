@@ -1,0 +1,604 @@
+//! Checks a log image block by block and record by record: block headers,
+//! every record's CRC, every summary (trailer and table) against the block's
+//! own replay, and the chain as opening walks it. Read-only, over any
+//! [`BlockDevice`]; the `blockwal verify` and `inspect` commands print its
+//! [`Report`].
+//!
+//! What counts as a problem: anything a crash cannot leave behind. A crash
+//! can leave a torn last record in the head block or the meta block, or a
+//! sealed block without its summary; those are listed as notes, not
+//! problems. A damaged last record of the head block looks exactly like a
+//! torn one, so it is a note too.
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::device::{BlockDevice, Geometry};
+use crate::format::{
+    self, BlockHeader, Kind, RecHeader, Trailer, FLAG_CONT, FLAG_TAIL_OPEN, KIND_LOG, MAGIC,
+    REC_LEN, TRAILER_LEN, VERSION,
+};
+use crate::index::{Loc, MemBlock};
+use crate::meta::{self, MetaMap};
+use crate::recovery::{self, Reader};
+use crate::Error;
+
+/// A summary differing from the expected one in at most this many bytes is
+/// a damaged summary; more, and it is a stale one (or none at all).
+const DAMAGE_BYTES: usize = 4;
+
+/// What a block holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockKind {
+    /// No valid header: never used, freed, or a header torn by a crash.
+    Free,
+    /// A log block.
+    Log,
+    /// A metadata block.
+    Meta,
+}
+
+/// The state of a log block's summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SummaryState {
+    /// Not a log block, or no summary written (the head, or a block sealed
+    /// just before a crash).
+    Absent,
+    /// A summary that matches the block's records exactly.
+    Valid,
+    /// A summary that does not match (see the report's problems).
+    Bad,
+}
+
+/// One block as found on the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockReport {
+    /// Block number.
+    pub block: u32,
+    /// What the header says it is.
+    pub kind: BlockKind,
+    /// Sequence number (0 for free blocks).
+    pub seq: u64,
+    /// Log: `seq` of the previous block of the chain.
+    pub prev: u64,
+    /// Log: the index the block's first entry had when it was opened.
+    pub base: u64,
+    /// Log: the first index of the log when the block was opened.
+    pub floor: u64,
+    /// Log: the block begins with the rest of an entry of an older block.
+    pub cont: bool,
+    /// Valid records read from the block.
+    pub records: u32,
+    /// Log: entries starting in the block (`first..next`), by its replay.
+    pub entries: (u64, u64),
+    /// Offset inside the block where its valid records end.
+    pub end: u32,
+    /// Log: its summary.
+    pub summary: SummaryState,
+    /// On the live chain of the log, or the current metadata block.
+    pub live: bool,
+}
+
+/// A problem or note, located on the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Block number.
+    pub block: u32,
+    /// Byte offset on the device (not inside the block).
+    pub offset: u64,
+    /// What is wrong, in words.
+    pub what: &'static str,
+}
+
+/// Everything [`verify`] found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// The device's geometry.
+    pub geometry: Option<Geometry>,
+    /// Every block, in device order.
+    pub blocks: Vec<BlockReport>,
+    /// Corruption, sorted by device offset: the first one is the first
+    /// problem on the device. Empty: the log is sound.
+    pub problems: Vec<Finding>,
+    /// What a crash can leave behind (torn last records, missing summaries).
+    pub notes: Vec<Finding>,
+    /// The log as opening sees it: first index (if any entry).
+    pub first_index: Option<u64>,
+    /// Last index (if any entry).
+    pub last_index: Option<u64>,
+    /// The index the next append must use (`None`: a new log).
+    pub next_index: Option<u64>,
+    /// Blocks on the live chain, oldest first.
+    pub chain: Vec<u32>,
+    /// Blocks free for new use.
+    pub free_blocks: u32,
+    /// The metadata map.
+    pub meta: Vec<(String, Vec<u8>)>,
+    /// Opening the log failed with this (also listed as a problem).
+    pub open_error: Option<&'static str>,
+}
+
+impl Report {
+    /// The first problem on the device, if any.
+    pub fn first_problem(&self) -> Option<&Finding> {
+        self.problems.first()
+    }
+
+    /// True when no problem was found.
+    pub fn is_sound(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+struct Ctx<'a, D: BlockDevice> {
+    dev: &'a mut D,
+    rd: Reader,
+    g: Geometry,
+    hdr: usize,
+    problems: Vec<Finding>,
+    notes: Vec<Finding>,
+}
+
+impl<D: BlockDevice> Ctx<'_, D> {
+    fn problem(&mut self, block: u32, at: usize, what: &'static str) {
+        let offset = self.g.block_offset(block) + at as u64;
+        self.problems.push(Finding {
+            block,
+            offset,
+            what,
+        });
+    }
+
+    fn note(&mut self, block: u32, at: usize, what: &'static str) {
+        let offset = self.g.block_offset(block) + at as u64;
+        self.notes.push(Finding {
+            block,
+            offset,
+            what,
+        });
+    }
+
+    fn read(&mut self, off: u64, buf: &mut [u8]) -> Result<(), Error<D::Error>> {
+        self.dev.read(off, buf).map_err(Error::Device)
+    }
+
+    /// True if a record valid under `seq` starts at `at` in `block`.
+    fn record_at(&mut self, block: u32, seq: u64, at: usize) -> Result<bool, Error<D::Error>> {
+        let bs = self.g.block_size as usize;
+        if at + REC_LEN > bs {
+            return Ok(false);
+        }
+        let base = self.g.block_offset(block);
+        let limit = base + bs as u64;
+        let mut h = [0u8; REC_LEN];
+        h.copy_from_slice(self.rd.fetch(self.dev, base + at as u64, REC_LEN, limit)?);
+        let Some(r) = RecHeader::decode(&h) else {
+            return Ok(false);
+        };
+        if at + REC_LEN + r.len > bs {
+            return Ok(false);
+        }
+        let payload = self
+            .rd
+            .fetch(self.dev, base + (at + REC_LEN) as u64, r.len, limit)?;
+        Ok(format::record_valid(seq, &h, payload))
+    }
+
+    /// The first offset at or after `from` (program-aligned, below `to`)
+    /// where a record valid under `seq` starts: records after the point
+    /// where replay stopped mean a record in between was damaged.
+    fn valid_record_after(
+        &mut self,
+        block: u32,
+        seq: u64,
+        from: usize,
+        to: usize,
+    ) -> Result<Option<usize>, Error<D::Error>> {
+        let p = self.g.program_size as usize;
+        let mut at = format::round_up(from, p);
+        while at + REC_LEN <= to {
+            if self.record_at(block, seq, at)? {
+                return Ok(Some(at));
+            }
+            at += p;
+        }
+        Ok(None)
+    }
+
+    /// True if `[from, to)` of the device holds only the erase value (or
+    /// zeros on devices without one: a never-used file block).
+    fn blank(&mut self, from: u64, to: u64) -> Result<bool, Error<D::Error>> {
+        let v = self.g.erase_value.unwrap_or(0);
+        recovery::is_blank(self.dev, &mut self.rd, from, to, v)
+    }
+}
+
+/// Checks everything on `dev` (read only). Device errors are returned;
+/// everything else that is wrong is in the report.
+pub fn verify<D: BlockDevice>(dev: &mut D) -> Result<Report, Error<D::Error>> {
+    let g = dev.geometry();
+    g.validate().map_err(Error::Geometry)?;
+    let mut cx = Ctx {
+        dev,
+        rd: Reader::new(64 << 10),
+        g,
+        hdr: recovery::header_area(&g),
+        problems: Vec::new(),
+        notes: Vec::new(),
+    };
+    let mut report = Report {
+        geometry: Some(g),
+        ..Report::default()
+    };
+
+    // Headers first: the highest seq and the links tell damaged headers apart.
+    let mut raw = vec![[0u8; format::HEADER_LEN]; g.block_count as usize];
+    let mut headers = Vec::with_capacity(g.block_count as usize);
+    let mut max_seq = 0;
+    for b in 0..g.block_count {
+        let mut hb = [0u8; format::HEADER_LEN];
+        cx.read(g.block_offset(b), &mut hb)?;
+        let h = BlockHeader::decode(&hb).filter(|h| h.block_size == g.block_size);
+        if let Some(h) = &h {
+            max_seq = max_seq.max(h.seq);
+        }
+        raw[b as usize] = hb;
+        headers.push(h);
+    }
+
+    for b in 0..g.block_count {
+        let r = match headers[b as usize] {
+            None => check_free(&mut cx, b, &raw[b as usize], &headers, max_seq)?,
+            Some(h) if h.kind == KIND_LOG => check_log(&mut cx, b, &h)?,
+            Some(h) => check_meta(&mut cx, b, &h)?,
+        };
+        report.blocks.push(r);
+    }
+
+    // The chain, as opening walks it.
+    match recovery::open(cx.dev, 64 << 10) {
+        Ok(rec) => {
+            let first = rec
+                .blocks
+                .iter()
+                .find(|b| b.n > 0)
+                .map_or(rec.next.unwrap_or(0), |b| b.first)
+                .max(rec.floor);
+            let next = rec.next;
+            let empty = next.is_none_or(|n| first >= n);
+            report.first_index = (!empty).then_some(first);
+            report.last_index = if empty { None } else { next.map(|n| n - 1) };
+            report.next_index = next;
+            report.chain = rec.blocks.iter().map(|b| b.block).collect();
+            report.free_blocks = rec.used.iter().filter(|u| !**u).count() as u32;
+            report.meta = rec
+                .meta
+                .iter()
+                .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.clone()))
+                .collect();
+            for lb in &rec.blocks {
+                let br = &mut report.blocks[lb.block as usize];
+                br.live = true;
+                if br.summary == SummaryState::Absent && matches!(lb.loc, Loc::Summary { .. }) {
+                    // Opening trusted a trailer that the records contradict.
+                    br.summary = SummaryState::Bad;
+                }
+            }
+            if let Some(mb) = rec.meta_block {
+                report.blocks[mb.block as usize].live = true;
+            }
+            // A sealed block of the chain without its summary: a crash
+            // between sealing and writing it, or a summary lost since.
+            let head = report.chain.last().copied();
+            for &b in &report.chain {
+                let br = &report.blocks[b as usize];
+                if Some(b) != head && br.summary == SummaryState::Absent {
+                    cx.note(
+                        b,
+                        g.block_size as usize - TRAILER_LEN,
+                        "sealed block without a summary (read record by record)",
+                    );
+                }
+            }
+        }
+        Err(Error::Corrupt {
+            block,
+            offset,
+            what,
+        }) => {
+            report.open_error = Some(what);
+            cx.problem(block, offset as usize, what);
+        }
+        Err(Error::Geometry(what)) => {
+            report.open_error = Some(what);
+            cx.problem(0, 0, what);
+        }
+        Err(e) => return Err(e),
+    }
+
+    cx.problems.sort_by_key(|f| f.offset);
+    cx.notes.sort_by_key(|f| f.offset);
+    report.problems = cx.problems;
+    report.notes = cx.notes;
+    Ok(report)
+}
+
+fn blank_report(block: u32, kind: BlockKind) -> BlockReport {
+    BlockReport {
+        block,
+        kind,
+        seq: 0,
+        prev: 0,
+        base: 0,
+        floor: 0,
+        cont: false,
+        records: 0,
+        entries: (0, 0),
+        end: 0,
+        summary: SummaryState::Absent,
+        live: false,
+    }
+}
+
+/// A block without a valid header is free, unless its records show that a
+/// header was there: then the header is damaged.
+fn check_free<D: BlockDevice>(
+    cx: &mut Ctx<'_, D>,
+    b: u32,
+    raw: &[u8; format::HEADER_LEN],
+    headers: &[Option<BlockHeader>],
+    max_seq: u64,
+) -> Result<BlockReport, Error<D::Error>> {
+    let r = blank_report(b, BlockKind::Free);
+    let g = cx.g;
+    let start = g.block_offset(b);
+    if raw[0..4] == MAGIC && raw[4] == VERSION {
+        let size = u32::from_le_bytes([raw[40], raw[41], raw[42], raw[43]]);
+        if size != g.block_size && BlockHeader::decode(raw).is_some() {
+            cx.problem(b, 40, "block header written with another block size");
+        } else {
+            cx.problem(b, 0, "block header checksum mismatch (damaged header)");
+        }
+        return Ok(r);
+    }
+    if cx.blank(start, start + format::HEADER_LEN as u64)? {
+        return Ok(r);
+    }
+    // Which seq could the header have held? Its own seq field, the seqs
+    // newer blocks link to but nobody has, and the next few after the
+    // highest (a damaged head).
+    let mut candidates = vec![u64::from_le_bytes([
+        raw[8], raw[9], raw[10], raw[11], raw[12], raw[13], raw[14], raw[15],
+    ])];
+    for h in headers.iter().flatten() {
+        if h.kind == KIND_LOG && h.prev != 0 && !headers.iter().flatten().any(|o| o.seq == h.prev) {
+            candidates.push(h.prev);
+        }
+    }
+    candidates.extend((1..=4).map(|k| max_seq.saturating_add(k)));
+    let hdr = cx.hdr;
+    for seq in candidates {
+        if seq != 0 && cx.record_at(b, seq, hdr)? {
+            cx.problem(b, 0, "block header damaged: the block holds valid records");
+            break;
+        }
+    }
+    Ok(r)
+}
+
+fn check_log<D: BlockDevice>(
+    cx: &mut Ctx<'_, D>,
+    b: u32,
+    h: &BlockHeader,
+) -> Result<BlockReport, Error<D::Error>> {
+    let g = cx.g;
+    let (bs, p) = (g.block_size as usize, g.program_size as usize);
+    let m = recovery::scan_log(cx.dev, &mut cx.rd, &g, b, h)?;
+    let n = m.offsets.len();
+    let mut r = blank_report(b, BlockKind::Log);
+    r.seq = h.seq;
+    r.prev = h.prev;
+    r.base = h.base;
+    r.floor = h.floor;
+    r.cont = h.flags & FLAG_CONT != 0;
+    r.entries = (m.next - n as u64, m.next);
+    r.end = m.end;
+    r.records = count_records(cx, b, m.end)?;
+
+    // The summary this replay calls for, compared byte for byte. A block
+    // whose last entry never finished (a crash) is sealed without it.
+    let want = expected_summary(&m, h.seq, p);
+    let at = bs - want.len();
+    let mut have = vec![0u8; want.len()];
+    cx.read(g.block_offset(b) + at as u64, &mut have)?;
+    let mut diff: Vec<usize> = (0..want.len()).filter(|&i| want[i] != have[i]).collect();
+    if !diff.is_empty() && m.tail_open {
+        let mut cut = m.clone();
+        recovery::drop_incomplete(&mut cut);
+        let alt = expected_summary(&cut, h.seq, p);
+        let mut alt_have = vec![0u8; alt.len()];
+        cx.read(g.block_offset(b) + (bs - alt.len()) as u64, &mut alt_have)?;
+        if alt == alt_have {
+            diff.clear();
+        }
+    }
+    let mut tb = [0u8; TRAILER_LEN];
+    cx.read(g.block_offset(b) + (bs - TRAILER_LEN) as u64, &mut tb)?;
+    let trailer = format::decode_trailer(h.seq, &tb);
+    if diff.is_empty() {
+        r.summary = SummaryState::Valid;
+        return Ok(r);
+    }
+    if diff.len() <= DAMAGE_BYTES {
+        r.summary = SummaryState::Bad;
+        cx.problem(
+            b,
+            at + diff[0],
+            "summary damaged (differs from the block's records)",
+        );
+        return Ok(r);
+    }
+    if let Some(t) = trailer {
+        // A summary written under this block's seq: it was written over
+        // durable records, so the records must run exactly to its end.
+        r.summary = SummaryState::Bad;
+        let table_len = 4 * (t.count as usize + 1);
+        let ok_len = table_len + TRAILER_LEN + cx.hdr <= bs;
+        let tab_at = bs - TRAILER_LEN - table_len.min(bs - TRAILER_LEN);
+        let mut tab = vec![0u8; if ok_len { table_len } else { 0 }];
+        cx.read(g.block_offset(b) + tab_at as u64, &mut tab)?;
+        if !ok_len || format::seeded_crc(h.seq, &tab) != t.table_crc {
+            cx.problem(
+                b,
+                tab_at.min(bs - TRAILER_LEN),
+                "summary table checksum mismatch",
+            );
+        } else {
+            let end = format::table_at(&tab, t.count as usize) as usize;
+            if end > m.end as usize {
+                cx.problem(
+                    b,
+                    m.end as usize,
+                    "invalid record before the end the summary records",
+                );
+            } else {
+                cx.problem(
+                    b,
+                    bs - TRAILER_LEN,
+                    "summary does not match the block's records",
+                );
+            }
+        }
+        return Ok(r);
+    }
+    // No summary: the head, or a block sealed just before a crash. Records
+    // valid after the point where replay stopped mean a damaged record.
+    let room = bs - format::summary_len(n, p);
+    if let Some(_later) = cx.valid_record_after(b, h.seq, m.end as usize + p, room)? {
+        cx.problem(b, m.end as usize, "invalid record followed by valid ones (a damaged record, or unsynced writes partly lost in a crash)");
+    } else if !stops_clean(cx, b, m.end as usize, room)? {
+        cx.note(
+            b,
+            m.end as usize,
+            "records end in an invalid record (torn last write, or damage)",
+        );
+    }
+    Ok(r)
+}
+
+/// The summary area a block with replay `m` gets when it is sealed.
+fn expected_summary(m: &MemBlock, seq: u64, p: usize) -> Vec<u8> {
+    let mut table = m.offsets.clone();
+    table.push(m.end);
+    let t = Trailer {
+        low: m.low,
+        floor: m.floor,
+        next: m.next,
+        count: m.offsets.len() as u32,
+        flags: if m.tail_open { FLAG_TAIL_OPEN } else { 0 },
+        table_crc: 0,
+    };
+    format::encode_summary(seq, &table, &t, p)
+}
+
+/// True if the bytes where replay stopped do not look like a record at all:
+/// end of the records area, blank (erase value or zeros), or (on devices
+/// without erase) an unknown record kind.
+fn stops_clean<D: BlockDevice>(
+    cx: &mut Ctx<'_, D>,
+    b: u32,
+    end: usize,
+    room: usize,
+) -> Result<bool, Error<D::Error>> {
+    if end + REC_LEN > room {
+        return Ok(true);
+    }
+    let base = cx.g.block_offset(b);
+    let at = base + end as u64;
+    if cx.g.erase_value.is_some() {
+        return cx.blank(at, base + room as u64);
+    }
+    let mut h = [0u8; REC_LEN];
+    cx.read(at, &mut h)?;
+    Ok(h.iter().all(|&x| x == 0) || RecHeader::decode(&h).is_none())
+}
+
+/// Valid records of a block up to `end` (its replay's end).
+fn count_records<D: BlockDevice>(
+    cx: &mut Ctx<'_, D>,
+    b: u32,
+    end: u32,
+) -> Result<u32, Error<D::Error>> {
+    let p = cx.g.program_size as usize;
+    let base = cx.g.block_offset(b);
+    let limit = base + u64::from(cx.g.block_size);
+    let mut at = cx.hdr;
+    let mut n = 0;
+    while at < end as usize {
+        let hb = cx.rd.fetch(cx.dev, base + at as u64, REC_LEN, limit)?;
+        let Some(r) = RecHeader::decode(hb) else {
+            break;
+        };
+        at += r.span(p);
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn check_meta<D: BlockDevice>(
+    cx: &mut Ctx<'_, D>,
+    b: u32,
+    h: &BlockHeader,
+) -> Result<BlockReport, Error<D::Error>> {
+    let g = cx.g;
+    let (bs, p) = (g.block_size as usize, g.program_size as usize);
+    let mut r = blank_report(b, BlockKind::Meta);
+    r.seq = h.seq;
+    let base = g.block_offset(b);
+    let limit = base + bs as u64;
+    let mut map = MetaMap::new();
+    let mut at = cx.hdr;
+    loop {
+        if at + REC_LEN > bs {
+            break;
+        }
+        let mut hb = [0u8; REC_LEN];
+        hb.copy_from_slice(cx.rd.fetch(cx.dev, base + at as u64, REC_LEN, limit)?);
+        let Some(rh) = RecHeader::decode(&hb) else {
+            break;
+        };
+        if at + rh.span(p) > bs || (r.records == 0) != (rh.kind == Kind::Snapshot) {
+            break;
+        }
+        let payload = cx
+            .rd
+            .fetch(cx.dev, base + (at + REC_LEN) as u64, rh.len, limit)?;
+        if !format::record_valid(h.seq, &hb, payload) || !meta::apply(&mut map, rh.kind, payload) {
+            break;
+        }
+        r.records += 1;
+        at += rh.span(p);
+    }
+    r.end = at as u32;
+    if cx.valid_record_after(b, h.seq, at + p, bs)?.is_some() {
+        cx.problem(
+            b,
+            at,
+            "invalid metadata record followed by valid ones (damaged record)",
+        );
+    } else if r.records == 0 {
+        cx.note(
+            b,
+            at,
+            "metadata block without a valid snapshot (torn by a crash, or damaged)",
+        );
+    } else if !stops_clean(cx, b, at, bs)? {
+        cx.note(
+            b,
+            at,
+            "metadata records end in an invalid record (torn last write, or damage)",
+        );
+    }
+    Ok(r)
+}
