@@ -315,11 +315,15 @@ impl<F: NorFlash> BlockDevice for FlashDevice<F> {
         if data.is_empty() {
             return Ok(());
         }
+        // In 32 bits (`locate` checked the range fits): a u64 division would
+        // pull a kilobyte of runtime support into a Cortex-M image.
         let g = self.geometry;
-        let p = u64::from(g.program_size);
-        let bs = u64::from(g.block_size);
-        let last = offset + data.len() as u64 - 1;
-        if offset % p != 0 || data.len() as u64 % p != 0 || offset / bs != last / bs {
+        let (off, len) = (offset as u32, data.len() as u32);
+        let last = off + len - 1;
+        if off % g.program_size != 0
+            || len % g.program_size != 0
+            || off / g.block_size != last / g.block_size
+        {
             return Err(FlashError::Misaligned {
                 offset,
                 len: data.len(),
