@@ -13,6 +13,8 @@ mod error;
 mod format;
 mod index;
 pub mod meta;
+#[cfg(feature = "openraft")]
+pub mod openraft;
 mod recovery;
 pub mod verify;
 mod wal;
