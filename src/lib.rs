@@ -28,6 +28,11 @@ pub use devices::flash::{FlashDevice, FlashError};
 pub use devices::mem::{MemDevice, MemError};
 #[cfg(all(feature = "opfs", target_arch = "wasm32"))]
 pub use devices::opfs::{OpfsDevice, OpfsError};
+#[cfg(feature = "sim")]
+pub use devices::sim::{
+    CutPlan, SimConfig, SimDevice, SimError, SimMonitor, SimOp, SimOpKind, SimStats, Survivors,
+    TornFill, Violation,
+};
 pub use error::Error;
 pub use wal::{Entry, Iter, Wal, WalOptions};
 

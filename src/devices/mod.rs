@@ -11,3 +11,5 @@ pub mod mem;
 pub mod opfs;
 #[cfg(feature = "flash")]
 pub mod ram_flash;
+#[cfg(feature = "sim")]
+pub mod sim;

@@ -1,0 +1,1048 @@
+//! `SimDevice`: an in-memory device that records every operation, cuts power
+//! on demand and injects faults, for crash and fault testing of the core.
+//!
+//! Two power-loss models are built in, chosen by the geometry:
+//!
+//! - **file-like** (`erase_value: None`): writes are volatile until `sync`.
+//!   At a power cut any subset of the writes since the last completed sync is
+//!   lost, and the write in flight is torn at a byte boundary, the torn part
+//!   holding the old bytes, zeros or garbage ([`CutPlan`]).
+//! - **NOR flash** (`erase_value: Some(v)`): every completed program or erase
+//!   persists. A program or erase in flight leaves the units it touches
+//!   undefined: some done, the rest old, zero or random bits (deterministic
+//!   from a seed). Programming a unit twice without an erase, unaligned
+//!   access and out-of-bounds access are contract violations: the operation
+//!   fails with [`SimError::Contract`] and the breach is kept
+//!   ([`SimDevice::violations`]) so a test reports it even if the core hides
+//!   the error.
+//!
+//! Every program, erase, sync and growth is one *operation*, numbered from 0
+//! in the order issued ([`SimDevice::ops`]). A power cut is asked for by
+//! operation number ([`SimDevice::cut_power_at`]): that operation is the one
+//! in flight, it and everything after it fail with [`SimError::PowerCut`],
+//! and [`SimDevice::after_crash`] gives the device that a reboot would see.
+//! Because every operation is recorded, [`SimDevice::crash_image`] can also
+//! compute the image after a cut at *any* earlier operation without running
+//! the workload again: the crash checker uses it to explore every cut point.
+//! Reads are not operations (they change nothing) but are counted and can be
+//! made to fail ([`SimDevice::fail_nth`]).
+
+use alloc::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::Cell;
+
+use crate::device::{BlockDevice, Geometry};
+
+/// The kinds of device operation, for fault injection and statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimOpKind {
+    /// `read`.
+    Read,
+    /// `program`.
+    Program,
+    /// `erase`.
+    Erase,
+    /// `sync`.
+    Sync,
+    /// `grow`.
+    Grow,
+}
+
+/// What a [`SimDevice`] returns instead of doing an operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimError {
+    /// The power is off: the operation in flight at the cut, and every one
+    /// after it, fails with this. Reopen on [`SimDevice::after_crash`].
+    PowerCut,
+    /// A fault injected with [`SimDevice::fail_nth`]: this operation failed
+    /// and had no effect (a failed sync made nothing durable).
+    Injected(SimOpKind),
+    /// The core broke the device contract (see [`Violation`]).
+    Contract(Violation),
+}
+
+/// A breach of the device contract by the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// Access outside the device.
+    OutOfBounds {
+        /// Offset asked for.
+        offset: u64,
+        /// Length asked for.
+        len: usize,
+    },
+    /// A program not aligned to the program unit, or crossing a block.
+    Misaligned {
+        /// Offset asked for.
+        offset: u64,
+        /// Length asked for.
+        len: usize,
+    },
+    /// A program unit programmed twice without an erase (NOR model).
+    Reprogrammed {
+        /// Offset of the unit.
+        offset: u64,
+    },
+    /// An erase of a block that does not exist.
+    NoSuchBlock {
+        /// The block asked for.
+        block: u32,
+    },
+}
+
+/// One recorded operation; [`SimDevice::trace`] holds them in issue order,
+/// the position in the trace being the operation's number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimOp {
+    /// Data programmed at an offset.
+    Program {
+        /// Byte offset.
+        offset: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// A block erased.
+    Erase {
+        /// Block number.
+        block: u32,
+    },
+    /// Everything before made durable.
+    Sync,
+    /// The device grown to `block_count` blocks (durable at once).
+    Grow {
+        /// Block count after the growth.
+        block_count: u32,
+    },
+    /// An operation that failed (injected fault, power cut, contract
+    /// violation) and changed nothing.
+    Failed(SimOpKind),
+}
+
+/// What the part of an interrupted operation that did not complete holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TornFill {
+    /// The bytes that were there before the operation.
+    Old,
+    /// Zeros.
+    Zeros,
+    /// Random bytes (deterministic from [`CutPlan::seed`]).
+    Garbage,
+    /// Random bytes in the first unit that did not complete, old bytes after.
+    GarbageOne,
+}
+
+/// Which writes since the last completed sync survive a cut (file-like
+/// devices; on NOR flash every completed operation survives).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Survivors {
+    /// All of them.
+    All,
+    /// None of them.
+    None,
+    /// Bit `i` set: the `i`-th write since the sync survives (writes past
+    /// the 64th survive).
+    Mask(u64),
+    /// Each survives with probability 1/2 (deterministic from the seed).
+    Random,
+}
+
+/// How a power cut plays out: see [`SimDevice::crash_image`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CutPlan {
+    /// Which unsynced writes survive (file-like devices).
+    pub survivors: Survivors,
+    /// How far the operation in flight got: bytes on file-like devices,
+    /// program units on NOR flash. Clamped to the operation's length, so
+    /// `usize::MAX` means it completed.
+    pub torn_at: usize,
+    /// What the rest of the operation in flight holds.
+    pub fill: TornFill,
+    /// Seed for garbage and random survivors.
+    pub seed: u64,
+}
+
+impl CutPlan {
+    /// The gentlest cut: every write survives, the operation in flight did
+    /// not start.
+    pub const KEEP_ALL: CutPlan = CutPlan {
+        survivors: Survivors::All,
+        torn_at: 0,
+        fill: TornFill::Old,
+        seed: 0,
+    };
+
+    /// The harshest plain cut: every unsynced write is lost, the operation
+    /// in flight did not start.
+    pub const LOSE_UNSYNCED: CutPlan = CutPlan {
+        survivors: Survivors::None,
+        torn_at: 0,
+        fill: TornFill::Old,
+        seed: 0,
+    };
+}
+
+/// Counters kept by a [`SimDevice`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Operations issued (programs, erases, syncs, growths, failed or not).
+    pub ops: u64,
+    /// Reads.
+    pub reads: u64,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Programs that took effect.
+    pub programs: u64,
+    /// Bytes programmed by them.
+    pub bytes_programmed: u64,
+    /// Erases that took effect.
+    pub erases: u64,
+    /// Syncs that took effect.
+    pub syncs: u64,
+}
+
+/// Settings of a new [`SimDevice`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimConfig {
+    /// Shape; `erase_value` chooses the power-loss model.
+    pub geometry: Geometry,
+    /// Growth limit in blocks (`geometry.block_count` or less: fixed size).
+    pub max_blocks: u32,
+    /// Keep a trace of every operation (needed by [`SimDevice::crash_image`]
+    /// and [`SimDevice::after_crash`]; off saves memory in long runs, and
+    /// then a cut loses nothing but the operation in flight).
+    pub record: bool,
+}
+
+impl SimConfig {
+    /// A fixed-size, recording device of this geometry.
+    pub fn new(geometry: Geometry) -> Self {
+        SimConfig {
+            geometry,
+            max_blocks: geometry.block_count,
+            record: true,
+        }
+    }
+}
+
+/// Small deterministic generator (splitmix64) for garbage bytes.
+#[derive(Clone, Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn fill(&mut self, b: &mut [u8]) {
+        for c in b.chunks_mut(8) {
+            let r = self.next().to_le_bytes();
+            c.copy_from_slice(&r[..c.len()]);
+        }
+    }
+}
+
+/// A live view of a [`SimDevice`]'s counters that stays usable while the
+/// device is owned by a `Wal` (see [`SimDevice::monitor`]).
+#[derive(Clone, Debug, Default)]
+pub struct SimMonitor {
+    ops: Rc<Cell<u64>>,
+    violations: Rc<Cell<u64>>,
+    powered: Rc<Cell<bool>>,
+}
+
+impl SimMonitor {
+    /// Operations issued so far (the number the next one gets).
+    pub fn ops(&self) -> u64 {
+        self.ops.get()
+    }
+
+    /// Contract violations seen so far.
+    pub fn violations(&self) -> u64 {
+        self.violations.get()
+    }
+
+    /// False once the power was cut.
+    pub fn powered(&self) -> bool {
+        self.powered.get()
+    }
+
+    fn detached(&self) -> SimMonitor {
+        SimMonitor {
+            ops: Rc::new(Cell::new(self.ops.get())),
+            violations: Rc::new(Cell::new(self.violations.get())),
+            powered: Rc::new(Cell::new(self.powered.get())),
+        }
+    }
+}
+
+/// A recording, fault-injecting device in memory (see the module docs).
+/// Not `Send`: its [`SimMonitor`] shares counters in the same thread. A clone
+/// is an independent device with its own monitor.
+#[derive(Debug)]
+pub struct SimDevice {
+    monitor: SimMonitor,
+    config: SimConfig,
+    geometry: Geometry,
+    /// What reads see now (volatile view).
+    data: Vec<u8>,
+    /// One flag per program unit: programmed since the block's last erase.
+    programmed: Vec<bool>,
+    /// The image the trace starts from.
+    initial: Vec<u8>,
+    trace: Vec<SimOp>,
+    stats: SimStats,
+    erase_counts: Vec<u32>,
+    cut_at: Option<u64>,
+    /// The operation in flight when the power was cut.
+    cut_op: Option<u64>,
+    powered: bool,
+    faults: Vec<(SimOpKind, u64)>,
+    counts: [u64; 5],
+    violations: Vec<Violation>,
+}
+
+fn kind_slot(k: SimOpKind) -> usize {
+    match k {
+        SimOpKind::Read => 0,
+        SimOpKind::Program => 1,
+        SimOpKind::Erase => 2,
+        SimOpKind::Sync => 3,
+        SimOpKind::Grow => 4,
+    }
+}
+
+impl Clone for SimDevice {
+    fn clone(&self) -> Self {
+        SimDevice {
+            monitor: self.monitor.detached(),
+            config: self.config,
+            geometry: self.geometry,
+            data: self.data.clone(),
+            programmed: self.programmed.clone(),
+            initial: self.initial.clone(),
+            trace: self.trace.clone(),
+            stats: self.stats.clone(),
+            erase_counts: self.erase_counts.clone(),
+            cut_at: self.cut_at,
+            cut_op: self.cut_op,
+            powered: self.powered,
+            faults: self.faults.clone(),
+            counts: self.counts,
+            violations: self.violations.clone(),
+        }
+    }
+}
+
+impl SimDevice {
+    /// A device erased to its erase value (zeroed when it has none).
+    pub fn new(config: SimConfig) -> Self {
+        let len = config.geometry.capacity() as usize;
+        Self::from_image(config, vec![config.geometry.erase_value.unwrap_or(0); len])
+    }
+
+    /// A device over an existing image, for example one a crash left. The
+    /// image is cut or padded (erase value or zeros) to the geometry's size.
+    /// On NOR flash a unit counts as programmed unless it holds only the
+    /// erase value.
+    pub fn from_image(config: SimConfig, mut image: Vec<u8>) -> Self {
+        let g = config.geometry;
+        image.resize(g.capacity() as usize, g.erase_value.unwrap_or(0));
+        let p = g.program_size.max(1) as usize;
+        let programmed = match g.erase_value {
+            Some(ev) => image
+                .chunks(p)
+                .map(|c| c.iter().any(|&b| b != ev))
+                .collect(),
+            None => vec![false; image.len() / p],
+        };
+        let monitor = SimMonitor::default();
+        monitor.powered.set(true);
+        SimDevice {
+            monitor,
+            config,
+            geometry: g,
+            initial: if config.record {
+                image.clone()
+            } else {
+                Vec::new()
+            },
+            data: image,
+            programmed,
+            trace: Vec::new(),
+            stats: SimStats::default(),
+            erase_counts: vec![0; g.block_count as usize],
+            cut_at: None,
+            cut_op: None,
+            powered: true,
+            faults: Vec::new(),
+            counts: [0; 5],
+            violations: Vec::new(),
+        }
+    }
+
+    /// The settings the device was made with.
+    pub fn config(&self) -> SimConfig {
+        self.config
+    }
+
+    /// A handle on the device's counters that keeps working while a `Wal`
+    /// owns the device.
+    pub fn monitor(&self) -> SimMonitor {
+        self.monitor.clone()
+    }
+
+    /// True for the file-like power-loss model (no erase value).
+    pub fn is_file_like(&self) -> bool {
+        self.geometry.erase_value.is_none()
+    }
+
+    /// Cuts the power when operation number `op` is issued (counted from the
+    /// device's creation, see [`SimDevice::ops`]): that operation is in
+    /// flight and fails with [`SimError::PowerCut`], and so does everything
+    /// after it. A number already passed cuts at the next operation.
+    pub fn cut_power_at(&mut self, op: u64) {
+        self.cut_at = Some(op);
+    }
+
+    /// Makes the `n`-th operation of `kind` (counted from 0 since the
+    /// device's creation, reads included for [`SimOpKind::Read`]) fail once
+    /// with [`SimError::Injected`], changing nothing.
+    pub fn fail_nth(&mut self, kind: SimOpKind, n: u64) {
+        self.faults.push((kind, n));
+    }
+
+    /// Drops every fault injected with [`SimDevice::fail_nth`] not yet hit.
+    pub fn clear_faults(&mut self) {
+        self.faults.clear();
+    }
+
+    /// How many operations of `kind` were issued so far (the `n` that
+    /// [`SimDevice::fail_nth`] would give the next one).
+    pub fn count(&self, kind: SimOpKind) -> u64 {
+        self.counts[kind_slot(kind)]
+    }
+
+    /// False once the power was cut.
+    pub fn powered(&self) -> bool {
+        self.powered
+    }
+
+    /// Operations issued so far (the number the next one gets).
+    pub fn ops(&self) -> u64 {
+        self.stats.ops
+    }
+
+    /// Counters: operations, reads, programs, bytes programmed, erases, syncs.
+    pub fn stats(&self) -> &SimStats {
+        &self.stats
+    }
+
+    /// Erases per block, for wear figures.
+    pub fn erase_counts(&self) -> &[u32] {
+        &self.erase_counts
+    }
+
+    /// Contract violations seen so far (should stay empty).
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Every operation so far, in issue order (empty unless recording).
+    pub fn trace(&self) -> &[SimOp] {
+        &self.trace
+    }
+
+    /// What reads see now (including writes not yet synced).
+    pub fn image(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The image the trace starts from.
+    pub fn initial_image(&self) -> &[u8] {
+        &self.initial
+    }
+
+    /// Number of writes issued since the last completed sync before
+    /// operation `op` (the writes a cut at `op` may lose on a file-like
+    /// device; 0 on NOR flash).
+    pub fn unsynced_before(&self, op: usize) -> usize {
+        if !self.is_file_like() {
+            return 0;
+        }
+        let upto = op.min(self.trace.len());
+        self.trace[..upto]
+            .iter()
+            .rev()
+            .take_while(|o| !matches!(o, SimOp::Sync))
+            .filter(|o| matches!(o, SimOp::Program { .. }))
+            .count()
+    }
+
+    /// Length of the operation in flight at a cut at `op`, in the unit of
+    /// [`CutPlan::torn_at`] (bytes on file-like devices, program units on
+    /// NOR flash; 0 for syncs, growths and failed operations; on file-like
+    /// devices erases change nothing and count 0).
+    pub fn tear_len(&self, op: usize) -> usize {
+        let p = self.geometry.program_size.max(1) as usize;
+        match self.trace.get(op) {
+            Some(SimOp::Program { data, .. }) if self.is_file_like() => data.len(),
+            Some(SimOp::Program { data, .. }) => data.len() / p,
+            Some(SimOp::Erase { .. }) if !self.is_file_like() => {
+                self.geometry.block_size as usize / p
+            }
+            _ => 0,
+        }
+    }
+
+    /// The image after a power cut while operation `op` was in flight
+    /// (`op >= trace().len()`: after the last operation), played out as
+    /// `plan` says. Needs recording on.
+    pub fn crash_image(&self, op: usize, plan: &CutPlan) -> Vec<u8> {
+        let g = self.geometry;
+        let file = self.is_file_like();
+        let fillv = g.erase_value.unwrap_or(0);
+        let bs = g.block_size as usize;
+        let mut img = self.initial.clone();
+        let mut pending: Vec<usize> = Vec::new();
+        let upto = op.min(self.trace.len());
+        for (i, o) in self.trace[..upto].iter().enumerate() {
+            match o {
+                SimOp::Program { offset, data } => {
+                    if file {
+                        pending.push(i);
+                    } else {
+                        put(&mut img, *offset, data);
+                    }
+                }
+                SimOp::Erase { block } => {
+                    if !file {
+                        let s = *block as usize * bs;
+                        if let Some(b) = img.get_mut(s..s + bs) {
+                            b.fill(fillv);
+                        }
+                    }
+                }
+                SimOp::Sync => {
+                    for j in pending.drain(..) {
+                        if let Some(SimOp::Program { offset, data }) = self.trace.get(j) {
+                            put(&mut img, *offset, data);
+                        }
+                    }
+                }
+                SimOp::Grow { block_count } => {
+                    let len = *block_count as usize * bs;
+                    if len > img.len() {
+                        img.resize(len, fillv);
+                    }
+                }
+                SimOp::Failed(_) => {}
+            }
+        }
+        let mut rng = Rng(plan.seed ^ 0x5851_f42d_4c95_7f2d);
+        for (k, j) in pending.iter().enumerate() {
+            let keep = match plan.survivors {
+                Survivors::All => true,
+                Survivors::None => false,
+                Survivors::Mask(m) => k >= 64 || m & (1 << k) != 0,
+                Survivors::Random => rng.next() & 1 == 1,
+            };
+            if let (true, Some(SimOp::Program { offset, data })) = (keep, self.trace.get(*j)) {
+                put(&mut img, *offset, data);
+            }
+        }
+        let p = g.program_size.max(1) as usize;
+        let (at, new): (usize, Vec<u8>) = match self.trace.get(op) {
+            Some(SimOp::Program { offset, data }) => (*offset as usize, data.clone()),
+            Some(SimOp::Erase { block }) if !file => (*block as usize * bs, vec![fillv; bs]),
+            _ => return img,
+        };
+        let unit = if file { 1 } else { p };
+        let done = plan.torn_at.saturating_mul(unit).min(new.len());
+        let Some(dst) = img.get_mut(at..at + new.len()) else {
+            return img;
+        };
+        dst[..done].copy_from_slice(&new[..done]);
+        let rest = &mut dst[done..];
+        match plan.fill {
+            TornFill::Old => {}
+            TornFill::Zeros => rest.fill(0),
+            TornFill::Garbage => rng.fill(rest),
+            TornFill::GarbageOne => {
+                let n = rest.len().min(unit);
+                rng.fill(&mut rest[..n]);
+            }
+        }
+        img
+    }
+
+    /// The device a reboot sees after the power cut (or, if the power was
+    /// never cut, after a cut now), played out as `plan` says: a fresh,
+    /// powered device over [`SimDevice::crash_image`], with the same
+    /// settings and a new trace.
+    pub fn after_crash(&self, plan: &CutPlan) -> SimDevice {
+        if !self.config.record {
+            return self.restarted();
+        }
+        let op = self.cut_op.map_or(self.trace.len(), |c| c as usize);
+        let img = self.crash_image(op, plan);
+        let mut config = self.config;
+        config.geometry.block_count = (img.len() / self.geometry.block_size as usize) as u32;
+        SimDevice::from_image(config, img)
+    }
+
+    /// The current image as a new powered device with a fresh trace (a
+    /// clean restart: nothing lost).
+    pub fn restarted(&self) -> SimDevice {
+        let mut config = self.config;
+        config.geometry = self.geometry;
+        SimDevice::from_image(config, self.data.clone())
+    }
+
+    /// Starts an operation: counts it, and decides whether it runs.
+    fn begin(&mut self, kind: SimOpKind) -> Result<(), SimError> {
+        let slot = kind_slot(kind);
+        let nth = self.counts[slot];
+        self.counts[slot] += 1;
+        if kind == SimOpKind::Read {
+            if !self.powered {
+                return Err(SimError::PowerCut);
+            }
+            if let Some(i) = self.faults.iter().position(|f| *f == (kind, nth)) {
+                self.faults.swap_remove(i);
+                return Err(SimError::Injected(kind));
+            }
+            return Ok(());
+        }
+        let op = self.stats.ops;
+        self.stats.ops += 1;
+        self.monitor.ops.set(self.stats.ops);
+        if !self.powered {
+            self.record(SimOp::Failed(kind));
+            return Err(SimError::PowerCut);
+        }
+        if self.cut_at.is_some_and(|c| op >= c) {
+            self.cut_op = Some(op);
+            self.powered = false;
+            self.monitor.powered.set(false);
+            // The operation in flight is recorded (by the caller) so that
+            // `after_crash` can tear it.
+            return Err(SimError::PowerCut);
+        }
+        if let Some(i) = self.faults.iter().position(|f| *f == (kind, nth)) {
+            self.faults.swap_remove(i);
+            self.record(SimOp::Failed(kind));
+            return Err(SimError::Injected(kind));
+        }
+        Ok(())
+    }
+
+    fn push_violation(&mut self, v: Violation) {
+        self.violations.push(v);
+        self.monitor.violations.set(self.violations.len() as u64);
+    }
+
+    fn record(&mut self, op: SimOp) {
+        if self.config.record {
+            self.trace.push(op);
+        }
+    }
+
+    fn violation(&mut self, v: Violation, kind: SimOpKind) -> SimError {
+        self.push_violation(v.clone());
+        self.record(SimOp::Failed(kind));
+        SimError::Contract(v)
+    }
+
+    fn range(&self, offset: u64, len: usize) -> Option<usize> {
+        let end = offset.checked_add(len as u64)?;
+        (end <= self.data.len() as u64).then_some(offset as usize)
+    }
+}
+
+/// Copies `data` into `img` at `offset` where it fits.
+fn put(img: &mut [u8], offset: u64, data: &[u8]) {
+    let at = offset as usize;
+    if let Some(dst) = img.get_mut(at..at.saturating_add(data.len())) {
+        dst.copy_from_slice(data);
+    }
+}
+
+impl BlockDevice for SimDevice {
+    type Error = SimError;
+
+    fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), SimError> {
+        self.begin(SimOpKind::Read)?;
+        let Some(at) = self.range(offset, buf.len()) else {
+            let v = Violation::OutOfBounds {
+                offset,
+                len: buf.len(),
+            };
+            self.push_violation(v.clone());
+            return Err(SimError::Contract(v));
+        };
+        buf.copy_from_slice(&self.data[at..at + buf.len()]);
+        self.stats.reads += 1;
+        self.stats.bytes_read += buf.len() as u64;
+        Ok(())
+    }
+
+    fn program(&mut self, offset: u64, data: &[u8]) -> Result<(), SimError> {
+        let pending = SimOp::Program {
+            offset,
+            data: data.to_vec(),
+        };
+        if let Err(e) = self.begin(SimOpKind::Program) {
+            if e == SimError::PowerCut && self.trace.len() < self.stats.ops as usize {
+                self.record(pending);
+            }
+            return Err(e);
+        }
+        let len = data.len();
+        let Some(at) = self.range(offset, len) else {
+            return Err(self.violation(Violation::OutOfBounds { offset, len }, SimOpKind::Program));
+        };
+        let g = self.geometry;
+        let p = u64::from(g.program_size.max(1));
+        let bs = u64::from(g.block_size);
+        let misaligned = offset % p != 0
+            || len as u64 % p != 0
+            || (len > 0 && offset / bs != (offset + len as u64 - 1) / bs);
+        if misaligned {
+            return Err(self.violation(Violation::Misaligned { offset, len }, SimOpKind::Program));
+        }
+        if g.erase_value.is_some() {
+            let first = (offset / p) as usize;
+            let units = len / p as usize;
+            if let Some(u) = (first..first + units).find(|&u| self.programmed[u]) {
+                let v = Violation::Reprogrammed {
+                    offset: u as u64 * p,
+                };
+                return Err(self.violation(v, SimOpKind::Program));
+            }
+            self.programmed[first..first + units].fill(true);
+        }
+        self.data[at..at + len].copy_from_slice(data);
+        self.stats.programs += 1;
+        self.stats.bytes_programmed += len as u64;
+        self.record(pending);
+        Ok(())
+    }
+
+    fn erase(&mut self, block: u32) -> Result<(), SimError> {
+        if let Err(e) = self.begin(SimOpKind::Erase) {
+            if e == SimError::PowerCut && self.trace.len() < self.stats.ops as usize {
+                self.record(SimOp::Erase { block });
+            }
+            return Err(e);
+        }
+        let g = self.geometry;
+        if block >= g.block_count {
+            return Err(self.violation(Violation::NoSuchBlock { block }, SimOpKind::Erase));
+        }
+        if let Some(ev) = g.erase_value {
+            let bs = g.block_size as usize;
+            let start = block as usize * bs;
+            self.data[start..start + bs].fill(ev);
+            let p = g.program_size.max(1) as usize;
+            self.programmed[start / p..(start + bs) / p].fill(false);
+        }
+        self.stats.erases += 1;
+        if let Some(c) = self.erase_counts.get_mut(block as usize) {
+            *c += 1;
+        }
+        self.record(SimOp::Erase { block });
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), SimError> {
+        if let Err(e) = self.begin(SimOpKind::Sync) {
+            if e == SimError::PowerCut && self.trace.len() < self.stats.ops as usize {
+                self.record(SimOp::Failed(SimOpKind::Sync));
+            }
+            return Err(e);
+        }
+        self.stats.syncs += 1;
+        self.record(SimOp::Sync);
+        Ok(())
+    }
+
+    fn grow(&mut self, blocks: u32) -> Result<bool, SimError> {
+        if let Err(e) = self.begin(SimOpKind::Grow) {
+            if e == SimError::PowerCut && self.trace.len() < self.stats.ops as usize {
+                self.record(SimOp::Failed(SimOpKind::Grow));
+            }
+            return Err(e);
+        }
+        let Some(count) = self
+            .geometry
+            .block_count
+            .checked_add(blocks)
+            .filter(|c| *c <= self.config.max_blocks)
+        else {
+            self.record(SimOp::Failed(SimOpKind::Grow));
+            return Ok(false);
+        };
+        self.geometry.block_count = count;
+        let g = self.geometry;
+        let len = g.capacity() as usize;
+        self.data.resize(len, g.erase_value.unwrap_or(0));
+        self.programmed
+            .resize(len / g.program_size.max(1) as usize, false);
+        self.erase_counts.resize(count as usize, 0);
+        self.record(SimOp::Grow { block_count: count });
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> SimDevice {
+        SimDevice::new(SimConfig::new(Geometry {
+            block_size: 128,
+            program_size: 1,
+            block_count: 4,
+            erase_value: None,
+        }))
+    }
+
+    fn nor() -> SimDevice {
+        SimDevice::new(SimConfig::new(Geometry {
+            block_size: 128,
+            program_size: 4,
+            block_count: 4,
+            erase_value: Some(0xFF),
+        }))
+    }
+
+    #[test]
+    fn countdown_cuts_power_and_after_crash_keeps_what_survives() {
+        let mut d = file();
+        d.cut_power_at(3);
+        d.program(0, b"abcd").unwrap();
+        d.sync().unwrap();
+        d.program(4, b"efgh").unwrap();
+        assert_eq!(d.program(8, b"ijkl"), Err(SimError::PowerCut));
+        assert!(!d.powered() && !d.monitor().powered());
+        assert_eq!(d.sync(), Err(SimError::PowerCut));
+        let mut buf = [0u8; 4];
+        assert_eq!(d.read(0, &mut buf), Err(SimError::PowerCut));
+        // Unsynced write lost, the write in flight torn after 2 bytes.
+        let plan = CutPlan {
+            torn_at: 2,
+            ..CutPlan::LOSE_UNSYNCED
+        };
+        let mut r = d.after_crash(&plan);
+        r.read(0, &mut buf).unwrap();
+        assert_eq!(&buf, b"abcd");
+        r.read(4, &mut buf).unwrap();
+        assert_eq!(buf, [0; 4]);
+        r.read(8, &mut buf).unwrap();
+        assert_eq!(&buf, b"ij\0\0");
+        // Kept, and the same image as computing the cut from the trace.
+        let keep = d.after_crash(&CutPlan::KEEP_ALL);
+        assert_eq!(&keep.image()[4..8], b"efgh");
+        assert_eq!(keep.image(), &d.crash_image(3, &CutPlan::KEEP_ALL)[..]);
+        assert_eq!(
+            d.trace().len(),
+            5,
+            "the failed sync after the cut is recorded too"
+        );
+    }
+
+    #[test]
+    fn a_cut_asked_for_a_passed_operation_hits_the_next_one() {
+        let mut d = file();
+        d.program(0, b"ab").unwrap();
+        d.sync().unwrap();
+        d.cut_power_at(0);
+        assert_eq!(d.program(2, b"cd"), Err(SimError::PowerCut));
+        let r = d.after_crash(&CutPlan {
+            torn_at: 1,
+            ..CutPlan::KEEP_ALL
+        });
+        assert_eq!(&r.image()[..4], b"abc\0");
+        let mut quiet = SimConfig::new(d.config().geometry);
+        quiet.record = false;
+        let mut q = SimDevice::new(quiet);
+        q.program(0, b"xy").unwrap();
+        q.cut_power_at(1);
+        assert_eq!(q.program(2, b"zz"), Err(SimError::PowerCut));
+        assert_eq!(
+            &q.after_crash(&CutPlan::LOSE_UNSYNCED).image()[..4],
+            b"xy\0\0"
+        );
+    }
+
+    #[test]
+    fn file_model_survivor_masks_and_fills() {
+        let mut d = file();
+        d.program(0, b"aaaa").unwrap();
+        d.program(4, b"bbbb").unwrap();
+        d.program(8, b"cccc").unwrap();
+        assert_eq!(d.unsynced_before(3), 3);
+        let img = d.crash_image(
+            3,
+            &CutPlan {
+                survivors: Survivors::Mask(0b101),
+                ..CutPlan::KEEP_ALL
+            },
+        );
+        assert_eq!(&img[..12], b"aaaa\0\0\0\0cccc");
+        // Cut while the third write is in flight: zeros after 1 byte.
+        let img = d.crash_image(
+            2,
+            &CutPlan {
+                torn_at: 1,
+                fill: TornFill::Zeros,
+                ..CutPlan::KEEP_ALL
+            },
+        );
+        assert_eq!(&img[..12], b"aaaabbbbc\0\0\0");
+        let g1 = d.crash_image(
+            2,
+            &CutPlan {
+                fill: TornFill::Garbage,
+                seed: 5,
+                ..CutPlan::KEEP_ALL
+            },
+        );
+        let g2 = d.crash_image(
+            2,
+            &CutPlan {
+                fill: TornFill::Garbage,
+                seed: 5,
+                ..CutPlan::KEEP_ALL
+            },
+        );
+        assert_eq!(g1, g2, "garbage is deterministic from the seed");
+        d.sync().unwrap();
+        assert_eq!(d.unsynced_before(4), 0);
+        assert_eq!(
+            &d.crash_image(4, &CutPlan::LOSE_UNSYNCED)[..12],
+            b"aaaabbbbcccc"
+        );
+    }
+
+    #[test]
+    fn nor_model_tears_units_and_refuses_contract_breaches() {
+        let mut d = nor();
+        d.erase(1).unwrap();
+        d.program(128, &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        assert_eq!(
+            d.program(132, &[0; 4]),
+            Err(SimError::Contract(Violation::Reprogrammed { offset: 132 }))
+        );
+        assert!(matches!(
+            d.program(130, &[0; 4]),
+            Err(SimError::Contract(Violation::Misaligned { .. }))
+        ));
+        assert!(matches!(
+            d.program(124, &[0; 8]),
+            Err(SimError::Contract(Violation::Misaligned { .. }))
+        ));
+        assert!(matches!(
+            d.program(512, &[0; 4]),
+            Err(SimError::Contract(Violation::OutOfBounds { .. }))
+        ));
+        assert_eq!(d.violations().len(), 4);
+        assert_eq!(d.monitor().violations(), 4);
+        // No sync needed on flash: completed programs persist.
+        assert_eq!(
+            &d.crash_image(2, &CutPlan::LOSE_UNSYNCED)[128..136],
+            &[1, 2, 3, 4, 5, 6, 7, 8]
+        );
+        // A program in flight: one unit done, the next garbage, the rest erased.
+        d.program(136, &[9; 12]).unwrap();
+        assert_eq!(d.tear_len(6), 3);
+        let img = d.crash_image(
+            6,
+            &CutPlan {
+                torn_at: 1,
+                fill: TornFill::GarbageOne,
+                seed: 3,
+                ..CutPlan::KEEP_ALL
+            },
+        );
+        assert_eq!(&img[136..140], &[9; 4]);
+        assert_eq!(&img[144..148], &[0xFF; 4]);
+        // An erase in flight: the first half erased, the rest as it was.
+        d.erase(1).unwrap();
+        let img = d.crash_image(
+            7,
+            &CutPlan {
+                torn_at: 16,
+                ..CutPlan::KEEP_ALL
+            },
+        );
+        assert!(img[128..192].iter().all(|&b| b == 0xFF));
+        assert_eq!(&img[192..196], &[0xFF; 4]);
+        // A crash image reopened knows which units are programmed.
+        let mut r = d.after_crash(&CutPlan::KEEP_ALL);
+        assert!(
+            r.program(128, &[0; 4]).is_ok(),
+            "erased by the completed erase"
+        );
+        let mut r2 = SimDevice::from_image(r.config(), d.crash_image(6, &CutPlan::KEEP_ALL));
+        assert!(r2.program(128, &[0; 4]).is_err());
+        assert!(r.violations().is_empty());
+    }
+
+    #[test]
+    fn injected_faults_counters_and_growth() {
+        let mut cfg = SimConfig::new(Geometry {
+            block_size: 128,
+            program_size: 1,
+            block_count: 2,
+            erase_value: None,
+        });
+        cfg.max_blocks = 3;
+        let mut d = SimDevice::new(cfg);
+        d.fail_nth(SimOpKind::Sync, 1);
+        d.fail_nth(SimOpKind::Read, 0);
+        d.fail_nth(SimOpKind::Program, 1);
+        let mut buf = [0u8; 2];
+        assert_eq!(
+            d.read(0, &mut buf),
+            Err(SimError::Injected(SimOpKind::Read))
+        );
+        d.read(0, &mut buf).unwrap();
+        d.program(0, b"ab").unwrap();
+        assert_eq!(
+            d.program(2, b"cd"),
+            Err(SimError::Injected(SimOpKind::Program))
+        );
+        d.sync().unwrap();
+        d.program(4, b"ef").unwrap();
+        assert_eq!(d.sync(), Err(SimError::Injected(SimOpKind::Sync)));
+        // The failed sync made nothing durable.
+        assert_eq!(
+            &d.crash_image(d.ops() as usize, &CutPlan::LOSE_UNSYNCED)[..6],
+            b"ab\0\0\0\0"
+        );
+        assert_eq!(d.grow(1), Ok(true));
+        assert_eq!(d.grow(1), Ok(false));
+        d.erase(2).unwrap();
+        d.erase(2).unwrap();
+        let s = d.stats();
+        assert_eq!(
+            (s.reads, s.programs, s.bytes_programmed, s.syncs, s.erases),
+            (1, 2, 4, 1, 2)
+        );
+        assert_eq!(s.ops, 9);
+        assert_eq!(d.erase_counts(), &[0, 0, 2]);
+        assert_eq!(d.count(SimOpKind::Read), 2);
+        assert_eq!(d.trace().len(), 9);
+        assert_eq!(d.crash_image(9, &CutPlan::KEEP_ALL).len(), 384);
+    }
+}
