@@ -54,7 +54,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt::{self, Debug, Display};
 use core::marker::PhantomData;
-use core::ops::{Bound, RangeBounds};
+use core::ops::RangeBounds;
 use std::io;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -520,16 +520,7 @@ where
     }
 
     fn entries<RB: RangeBounds<u64>>(&self, range: RB) -> StoreResult<Vec<C::Entry>, C> {
-        let lo = match range.start_bound() {
-            Bound::Included(&s) => s,
-            Bound::Excluded(&s) => s.saturating_add(1),
-            Bound::Unbounded => 0,
-        };
-        let hi = match range.end_bound() {
-            Bound::Included(&e) => e.saturating_add(1),
-            Bound::Excluded(&e) => e,
-            Bound::Unbounded => u64::MAX,
-        };
+        let (lo, hi) = crate::wal::half_open(&range);
         // Staged entries first (no wait), then the older ones from the log
         // (which may wait for a sync in progress). Bytes are copied under the
         // locks and decoded outside them.

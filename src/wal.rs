@@ -894,16 +894,7 @@ impl<D: BlockDevice> Wal<D> {
         if self.is_empty() {
             return (0, 0);
         }
-        let lo = match range.start_bound() {
-            Bound::Included(&s) => s,
-            Bound::Excluded(&s) => s.saturating_add(1),
-            Bound::Unbounded => 0,
-        };
-        let hi = match range.end_bound() {
-            Bound::Included(&e) => e.saturating_add(1),
-            Bound::Excluded(&e) => e,
-            Bound::Unbounded => u64::MAX,
-        };
+        let (lo, hi) = half_open(&range);
         let next = self.next.unwrap_or(0);
         (lo.max(self.first), hi.min(next))
     }
@@ -1067,6 +1058,21 @@ impl<D: BlockDevice> Wal<D> {
     pub fn set_max_cache_bytes(&mut self, bytes: usize) {
         self.cache.set_limits(bytes, self.cache.max_entries);
     }
+}
+
+/// `range` as `lo..hi` (saturating at the ends of `u64`).
+pub(crate) fn half_open(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let lo = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let hi = match range.end_bound() {
+        Bound::Included(&e) => e.saturating_add(1),
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => u64::MAX,
+    };
+    (lo, hi)
 }
 
 /// Iterator over entries; see [`Wal::iter_range`].
