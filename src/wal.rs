@@ -153,11 +153,16 @@ impl<D: BlockDevice> Wal<D> {
             poisoned: false,
             read_error: RefCell::new(None),
         };
-        if wal.head_open {
-            let b = wal.blocks.back().expect("appendable head exists");
-            if let Loc::Mem(m) = &b.loc {
-                wal.wbuf_at = wal.geo.block_offset(b.block) + u64::from(m.end);
+        // Appends resume at the end of an appendable head's records.
+        match wal.blocks.back() {
+            Some(LogBlock {
+                block,
+                loc: Loc::Mem(m),
+                ..
+            }) if wal.head_open => {
+                wal.wbuf_at = wal.geo.block_offset(*block) + u64::from(m.end);
             }
+            _ => wal.head_open = false,
         }
         Ok(wal)
     }
