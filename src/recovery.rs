@@ -235,6 +235,8 @@ pub(crate) struct Recovered {
     pub blocks: VecDeque<LogBlock>,
     pub head_appendable: bool,
     pub floor: u64,
+    /// The log's first index (its next index when empty).
+    pub first: u64,
     pub next: Option<u64>,
     pub meta: MetaMap,
     pub meta_block: Option<MetaBlock>,
@@ -444,6 +446,7 @@ pub(crate) fn open<D: BlockDevice>(
             blocks: VecDeque::new(),
             head_appendable: false,
             floor: 0,
+            first: 0,
             next: None,
             meta,
             meta_block,
@@ -573,10 +576,16 @@ pub(crate) fn open<D: BlockDevice>(
     }
     chain.reverse();
     let next = head_next.max(floor);
+    let first = chain
+        .iter()
+        .find(|b| b.n > 0)
+        .map_or(next, |b| b.first)
+        .max(floor);
     Ok(Recovered {
         blocks: chain.into(),
         head_appendable,
         floor,
+        first,
         next: Some(next),
         meta,
         meta_block,

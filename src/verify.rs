@@ -259,13 +259,7 @@ pub fn verify<D: BlockDevice>(dev: &mut D) -> Result<Report, Error<D::Error>> {
     // The chain, as opening walks it.
     match recovery::open(cx.dev, 64 << 10) {
         Ok(rec) => {
-            let first = rec
-                .blocks
-                .iter()
-                .find(|b| b.n > 0)
-                .map_or(rec.next.unwrap_or(0), |b| b.first)
-                .max(rec.floor);
-            let next = rec.next;
+            let (first, next) = (rec.first, rec.next);
             let empty = next.is_none_or(|n| first >= n);
             report.first_index = (!empty).then_some(first);
             report.last_index = if empty { None } else { next.map(|n| n - 1) };

@@ -120,12 +120,6 @@ impl<D: BlockDevice> Wal<D> {
         let geo = device.geometry();
         let r = recovery::open(&mut device, opts.read_window)?;
         let free = r.used.iter().filter(|u| !**u).count() as u32;
-        let first = r
-            .blocks
-            .iter()
-            .find(|b| b.n > 0)
-            .map_or(r.next.unwrap_or(0), |b| b.first)
-            .max(r.floor);
         let cursor = r
             .blocks
             .back()
@@ -143,7 +137,7 @@ impl<D: BlockDevice> Wal<D> {
             head_open: r.head_appendable,
             blocks: r.blocks,
             floor: r.floor,
-            first,
+            first: r.first,
             next: r.next,
             wbuf: Vec::new(),
             wbuf_at: 0,
