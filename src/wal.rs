@@ -37,24 +37,36 @@ pub struct WalOptions {
     pub max_grow_blocks: u32,
 }
 
+impl WalOptions {
+    /// Sized for servers, desktops and browsers: the `std` default.
+    pub const fn large() -> Self {
+        WalOptions {
+            cache_bytes: 16 << 20,
+            cache_entries: usize::MAX,
+            write_buffer: 256 << 10,
+            read_window: 64 << 10,
+            max_grow_blocks: 64,
+        }
+    }
+
+    /// Sized for microcontrollers: the default without `std`.
+    pub const fn small() -> Self {
+        WalOptions {
+            cache_bytes: 2 << 10,
+            cache_entries: 64,
+            write_buffer: 1 << 10,
+            read_window: 256,
+            max_grow_blocks: 4,
+        }
+    }
+}
+
 impl Default for WalOptions {
     fn default() -> Self {
         if cfg!(feature = "std") {
-            WalOptions {
-                cache_bytes: 16 << 20,
-                cache_entries: usize::MAX,
-                write_buffer: 256 << 10,
-                read_window: 64 << 10,
-                max_grow_blocks: 64,
-            }
+            Self::large()
         } else {
-            WalOptions {
-                cache_bytes: 2 << 10,
-                cache_entries: 64,
-                write_buffer: 1 << 10,
-                read_window: 256,
-                max_grow_blocks: 4,
-            }
+            Self::small()
         }
     }
 }

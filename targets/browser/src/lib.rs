@@ -29,13 +29,7 @@ pub mod persist;
 /// (see Cargo.toml), whose defaults are sized for microcontrollers; a
 /// browser has the memory of a desktop.
 pub fn wal_options() -> WalOptions {
-    WalOptions {
-        cache_bytes: 16 << 20,
-        cache_entries: usize::MAX,
-        write_buffer: 256 << 10,
-        read_window: 64 << 10,
-        max_grow_blocks: 64,
-    }
+    WalOptions::large()
 }
 
 /// A directory name no other test uses: `prefix` plus time and randomness.
