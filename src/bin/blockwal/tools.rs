@@ -1,86 +1,88 @@
 //! `inspect`, `dump` and `verify`: read-only views of a log directory or a
-//! raw image. The checking itself is `blockwal::verify` (in the core).
+//! raw image, as text or JSON. The checking itself is `blockwal::verify`
+//! (in the core).
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::Path;
 
-use blockwal::devices::image::ImageDevice;
-use blockwal::verify::{self, BlockKind, Report, SummaryState};
+use blockwal::verify::{self, BlockKind, BlockReport, Finding, Report, SummaryState};
 use blockwal::Wal;
+use clap::Args;
+use serde_json::{json, Value};
 
-/// Where the log is: a log directory, or a raw image with its geometry.
-pub struct Target {
-    pub path: PathBuf,
-    pub block_size: Option<u32>,
-    pub program_size: u32,
-    pub erase_value: Option<u8>,
+use crate::out::{outln, wal_error, Fail, Out, Res};
+use crate::target::{not_a_log, Opened, Target};
+
+/// `inspect`'s options.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Also list free blocks (text output; JSON lists every block).
+    #[arg(long)]
+    all: bool,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
-/// Parses `--dir DIR` or `--image FILE [--block-size N] [--program-size N]
-/// [--erase-value 0xff|none]`; other flags are handed to `other`.
-pub fn parse_target(
-    args: &mut dyn Iterator<Item = String>,
-    mut other: impl FnMut(&str, String) -> Result<(), String>,
-) -> Result<Target, String> {
-    let mut dir = None;
-    let mut image = None;
-    let mut block_size = None;
-    let mut program_size = None;
-    let mut erase_value = None;
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let num = |v: &str| -> Result<u64, String> {
-            let v = v.trim();
-            let r = if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-                u64::from_str_radix(h, 16)
-            } else {
-                v.parse()
-            };
-            r.map_err(|_| format!("{flag}: not a number: {v}"))
-        };
-        match flag.as_str() {
-            "--dir" => dir = Some(PathBuf::from(&value)),
-            "--image" => image = Some(PathBuf::from(&value)),
-            "--block-size" => block_size = Some(num(&value)? as u32),
-            "--program-size" => program_size = Some(num(&value)? as u32),
-            "--erase-value" => {
-                erase_value = Some(if value == "none" {
-                    None
-                } else {
-                    Some(u8::try_from(num(&value)?).map_err(|_| "--erase-value: 0..=255")?)
-                })
-            }
-            _ => other(&flag, value)?,
-        }
-    }
-    match (dir, image) {
-        (Some(d), None) => Ok(Target {
-            path: d.join(blockwal::devices::file::LOG_FILE),
-            block_size,
-            program_size: program_size.unwrap_or(1),
-            erase_value: erase_value.unwrap_or(None),
-        }),
-        (None, Some(i)) => Ok(Target {
-            path: i,
-            block_size,
-            program_size: program_size.unwrap_or(1),
-            erase_value: erase_value.unwrap_or(None),
-        }),
-        _ => Err("give the log as --dir DIR or --image FILE (with --block-size, --program-size, --erase-value for a flash image)".into()),
-    }
+/// `dump`'s options.
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    target: Target,
+    /// First entry to show (default: the log's first).
+    #[arg(long, value_name = "INDEX")]
+    from: Option<u64>,
+    /// Last entry to show (default: 19 after --from).
+    #[arg(long, value_name = "INDEX", conflicts_with = "all")]
+    to: Option<u64>,
+    /// Every entry from --from on.
+    #[arg(long)]
+    all: bool,
+    /// Bytes of each entry shown as text (half as many in hex).
+    #[arg(long, value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(2..=4096))]
+    width: u32,
+    /// One JSON object per line: each meta key, then each entry (whole, in hex).
+    #[arg(long)]
+    json: bool,
 }
 
-/// Opens the target read-only, detecting the block size when not given.
-pub fn open(t: &Target) -> Result<ImageDevice, String> {
-    let bs = match t.block_size {
-        Some(b) => b,
-        None => ImageDevice::detect_block_size(&t.path)
-            .map_err(|e| format!("{}: {e}", t.path.display()))?
-            .ok_or("no block header found: give --block-size")?,
+/// `verify`'s options.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    target: Target,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The log's verification, or why there is none.
+enum Checked {
+    Log(Box<Report>),
+    Blank,
+    NotALog { offset: u64 },
+}
+
+fn check(t: &Target) -> Res<Checked> {
+    let path = t.path();
+    let mut dev = match t.open()? {
+        Opened::Log(dev) => dev,
+        Opened::Blank => return Ok(Checked::Blank),
+        Opened::NotALog { offset } => return Ok(Checked::NotALog { offset }),
     };
-    ImageDevice::open(&t.path, bs, t.program_size, t.erase_value)
-        .map_err(|e| format!("{}: {e}", t.path.display()))
+    let r = verify::verify(&mut dev).map_err(|e| wal_error("verifying", &path, e))?;
+    // No valid header anywhere and no problem found: blank, or not a log
+    // (garbage must never verify as an empty log).
+    if r.problems.is_empty() && r.blocks.iter().all(|b| b.kind == BlockKind::Free) {
+        return Ok(match t.blank_or_not()? {
+            Opened::NotALog { offset } => Checked::NotALog { offset },
+            _ => Checked::Blank,
+        });
+    }
+    Ok(Checked::Log(Box::new(r)))
 }
 
 fn kind(k: BlockKind) -> &'static str {
@@ -88,6 +90,15 @@ fn kind(k: BlockKind) -> &'static str {
         BlockKind::Free => "free",
         BlockKind::Log => "log",
         BlockKind::Meta => "meta",
+    }
+}
+
+fn summary(b: &BlockReport) -> &'static str {
+    match (b.kind, b.summary) {
+        (BlockKind::Log, SummaryState::Valid) => "valid",
+        (BlockKind::Log, SummaryState::Bad) => "bad",
+        (BlockKind::Log, SummaryState::Absent) => "none",
+        _ => "",
     }
 }
 
@@ -104,7 +115,7 @@ fn preview(v: &[u8], max: usize) -> String {
 }
 
 fn hex(v: &[u8], max: usize) -> String {
-    let mut s = String::new();
+    let mut s = String::with_capacity(2 * v.len().min(max) + 2);
     for b in &v[..v.len().min(max)] {
         let _ = write!(s, "{b:02x}");
     }
@@ -114,47 +125,161 @@ fn hex(v: &[u8], max: usize) -> String {
     s
 }
 
+fn opt(v: Option<u64>, none: &str) -> String {
+    v.map_or(none.into(), |v| v.to_string())
+}
+
+fn finding_json(r: &Report, f: &Finding) -> Value {
+    let in_block = r
+        .geometry
+        .map(|g| f.offset.saturating_sub(g.block_offset(f.block)));
+    json!({"block": f.block, "offset": f.offset, "offset_in_block": in_block, "what": f.what})
+}
+
+/// The JSON of a file that holds no log.
+fn no_log_json(path: &Path, c: &Checked) -> Value {
+    let offset = match c {
+        Checked::NotALog { offset } => Some(*offset),
+        _ => None,
+    };
+    json!({
+        "path": path.display().to_string(),
+        "log_found": false,
+        "blank": offset.is_none(),
+        "first_non_blank_offset": offset,
+        "ok": offset.is_none(),
+    })
+}
+
+/// `inspect`: exit code 1 when problems are found.
+pub fn inspect(a: InspectArgs) -> Res {
+    let path = a.target.path();
+    let mut out = Out::new();
+    let c = check(&a.target)?;
+    let r = match &c {
+        Checked::Log(r) => r,
+        Checked::Blank | Checked::NotALog { .. } if a.json => {
+            out.json(&no_log_json(&path, &c))?;
+            return Ok(matches!(c, Checked::Blank));
+        }
+        Checked::Blank => {
+            outln!(
+                out,
+                "{}: an empty log (no block written yet)",
+                path.display()
+            );
+            return Ok(true);
+        }
+        Checked::NotALog { offset } => return Err(Fail::Corrupt(not_a_log(&path, *offset))),
+    };
+    if a.json {
+        out.json(&inspect_json(&path, r))?;
+    } else {
+        out.text(&inspect_text(r, a.all))?;
+        if let Some(p) = r.first_problem() {
+            outln!(
+                out,
+                "problems found: run `blockwal verify` (first: {} at {:#x})",
+                p.what,
+                p.offset
+            );
+        }
+    }
+    Ok(r.is_sound())
+}
+
+fn inspect_json(path: &Path, r: &Report) -> Value {
+    let head = r.chain.last().copied();
+    let blocks: Vec<Value> = r
+        .blocks
+        .iter()
+        .map(|b| {
+            json!({
+                "block": b.block,
+                "kind": kind(b.kind),
+                "seq": b.seq,
+                "prev": b.prev,
+                "base": b.base,
+                "floor": b.floor,
+                "cont": b.cont,
+                "records": b.records,
+                "entries": if b.kind == BlockKind::Log && b.entries.1 > b.entries.0 {
+                    json!({"first": b.entries.0, "last": b.entries.1 - 1})
+                } else {
+                    Value::Null
+                },
+                "end": b.end,
+                "summary": summary(b),
+                "live": b.live,
+                "head": Some(b.block) == head,
+            })
+        })
+        .collect();
+    let g = r.geometry;
+    json!({
+        "path": path.display().to_string(),
+        "log_found": true,
+        "geometry": g.map(|g| json!({
+            "block_size": g.block_size,
+            "block_count": g.block_count,
+            "program_size": g.program_size,
+            "erase_value": g.erase_value,
+            "capacity": g.capacity(),
+        })),
+        "first_index": r.first_index,
+        "last_index": r.last_index,
+        "next_index": r.next_index,
+        "chain": r.chain,
+        "free_blocks": r.free_blocks,
+        "meta": r.meta.iter().map(|(k, v)| json!({"key": k, "len": v.len(), "hex": hex(v, usize::MAX)})).collect::<Vec<_>>(),
+        "blocks": blocks,
+        "problems": r.problems.iter().map(|f| finding_json(r, f)).collect::<Vec<_>>(),
+        "notes": r.notes.iter().map(|f| finding_json(r, f)).collect::<Vec<_>>(),
+        "open_error": r.open_error,
+        "ok": r.is_sound(),
+    })
+}
+
 /// The `inspect` text: geometry, blocks, indices, meta keys, free space.
-pub fn inspect_text(r: &Report, all_blocks: bool) -> String {
+fn inspect_text(r: &Report, all_blocks: bool) -> String {
     let mut s = String::new();
-    let g = r.geometry.expect("verify sets the geometry");
-    let _ = writeln!(
-        s,
-        "geometry: {} blocks of {} B ({} KiB), program size {}, erase value {}",
-        g.block_count,
-        g.block_size,
-        g.capacity() >> 10,
-        g.program_size,
-        g.erase_value.map_or("none".into(), |v| format!("{v:#04x}"))
-    );
+    if let Some(g) = r.geometry {
+        let _ = writeln!(
+            s,
+            "geometry: {} blocks of {} B ({} KiB), program size {}, erase value {}",
+            g.block_count,
+            g.block_size,
+            g.capacity() >> 10,
+            g.program_size,
+            g.erase_value.map_or("none".into(), |v| format!("{v:#04x}"))
+        );
+    }
+    let block_size = r.geometry.map_or(0, |g| u64::from(g.block_size));
     let _ = writeln!(
         s,
         "log: first index {}, last index {}, next index {}",
-        r.first_index.map_or("-".into(), |v| v.to_string()),
-        r.last_index.map_or("-".into(), |v| v.to_string()),
-        r.next_index.map_or("any".into(), |v| v.to_string())
+        opt(r.first_index, "-"),
+        opt(r.last_index, "-"),
+        opt(r.next_index, "any")
     );
     let _ = writeln!(
         s,
         "chain: {} blocks; free: {} blocks ({} KiB)",
         r.chain.len(),
         r.free_blocks,
-        u64::from(r.free_blocks) * u64::from(g.block_size) / 1024
+        u64::from(r.free_blocks) * block_size / 1024
     );
     let keys: Vec<String> = r
         .meta
         .iter()
         .map(|(k, v)| format!("{k} ({} B)", v.len()))
         .collect();
-    let _ = writeln!(
-        s,
-        "meta keys: {}",
-        if keys.is_empty() {
-            "-".into()
-        } else {
-            keys.join(", ")
-        }
-    );
+    let keys = if keys.is_empty() {
+        "-".into()
+    } else {
+        keys.join(", ")
+    };
+    let _ = writeln!(s, "meta keys: {keys}");
     let _ = writeln!(
         s,
         "{:>7} {:>5} {:>10} {:>10} {:>5} {:>21} {:>8} {:>8}  state",
@@ -166,20 +291,12 @@ pub fn inspect_text(r: &Report, all_blocks: bool) -> String {
             continue;
         }
         shown += 1;
-        let entries = if b.kind == BlockKind::Log {
-            if b.entries.1 > b.entries.0 {
+        let entries = match b.kind {
+            BlockKind::Log if b.entries.1 > b.entries.0 => {
                 format!("{}..={}", b.entries.0, b.entries.1 - 1)
-            } else {
-                "none".into()
             }
-        } else {
-            "".into()
-        };
-        let summary = match (b.kind, b.summary) {
-            (BlockKind::Log, SummaryState::Valid) => "valid",
-            (BlockKind::Log, SummaryState::Bad) => "BAD",
-            (BlockKind::Log, SummaryState::Absent) => "none",
-            _ => "",
+            BlockKind::Log => "none".into(),
+            _ => String::new(),
         };
         let state = if b.live {
             if Some(b.block) == r.chain.last().copied() {
@@ -191,6 +308,10 @@ pub fn inspect_text(r: &Report, all_blocks: bool) -> String {
             "free"
         } else {
             "stale (free)"
+        };
+        let summary = match summary(b) {
+            "bad" => "BAD",
+            s => s,
         };
         let _ = writeln!(
             s,
@@ -215,140 +336,175 @@ pub fn inspect_text(r: &Report, all_blocks: bool) -> String {
     s
 }
 
-/// The `verify` text and whether the log is sound.
-pub fn verify_text(r: &Report) -> (String, bool) {
-    let mut s = String::new();
-    let g = r.geometry.expect("verify sets the geometry");
+/// `verify`: exit code 1 on corruption, or when the file holds no log.
+pub fn verify(a: VerifyArgs) -> Res {
+    let path = a.target.path();
+    let mut out = Out::new();
+    let c = check(&a.target)?;
+    let r = match &c {
+        Checked::Log(r) => r,
+        _ if a.json => {
+            out.json(&no_log_json(&path, &c))?;
+            return Ok(matches!(c, Checked::Blank));
+        }
+        Checked::Blank => {
+            outln!(
+                out,
+                "ok: {} is an empty log (no block written yet)",
+                path.display()
+            );
+            return Ok(true);
+        }
+        Checked::NotALog { offset } => return Err(Fail::Corrupt(not_a_log(&path, *offset))),
+    };
     let used = r
         .blocks
         .iter()
         .filter(|b| b.kind != BlockKind::Free)
         .count();
     let records: u64 = r.blocks.iter().map(|b| u64::from(b.records)).sum();
-    let _ = writeln!(
-        s,
-        "checked {} blocks ({} in use), {} records",
-        g.block_count, used, records
+    if a.json {
+        out.json(&json!({
+            "path": path.display().to_string(),
+            "log_found": true,
+            "ok": r.is_sound(),
+            "blocks": r.blocks.len(),
+            "blocks_in_use": used,
+            "records": records,
+            "first_index": r.first_index,
+            "last_index": r.last_index,
+            "meta_keys": r.meta.len(),
+            "problems": r.problems.iter().map(|f| finding_json(r, f)).collect::<Vec<_>>(),
+            "notes": r.notes.iter().map(|f| finding_json(r, f)).collect::<Vec<_>>(),
+        }))?;
+        return Ok(r.is_sound());
+    }
+    outln!(
+        out,
+        "checked {} blocks ({used} in use), {records} records",
+        r.blocks.len()
     );
     for n in &r.notes {
-        let _ = writeln!(
-            s,
+        outln!(
+            out,
             "note: block {} at offset {:#x}: {}",
-            n.block, n.offset, n.what
+            n.block,
+            n.offset,
+            n.what
         );
     }
     if let Some(p) = r.first_problem() {
-        let _ = writeln!(
-            s,
-            "CORRUPT: first problem at offset {:#x} (block {}, offset {:#x} in the block): {}",
+        let in_block = r
+            .geometry
+            .map_or(0, |g| p.offset.saturating_sub(g.block_offset(p.block)));
+        outln!(
+            out,
+            "CORRUPT: first problem at offset {:#x} (block {}, offset {in_block:#x} in the block): {}",
             p.offset,
             p.block,
-            p.offset - g.block_offset(p.block),
             p.what
         );
         for p in r.problems.iter().skip(1) {
-            let _ = writeln!(
-                s,
+            outln!(
+                out,
                 "  also at {:#x} (block {}): {}",
-                p.offset, p.block, p.what
+                p.offset,
+                p.block,
+                p.what
             );
         }
-        (s, false)
-    } else {
-        let _ = writeln!(
-            s,
-            "ok: entries {}..={}, {} meta keys",
-            r.first_index.map_or("-".into(), |v| v.to_string()),
-            r.last_index.map_or("-".into(), |v| v.to_string()),
-            r.meta.len()
-        );
-        (s, true)
+        return Ok(false);
     }
-}
-
-/// `inspect`.
-pub fn inspect(mut args: impl Iterator<Item = String>) -> Result<bool, String> {
-    let mut all = false;
-    let t = parse_target(&mut args, |f, v| match f {
-        "--all" => {
-            all = v != "no";
-            Ok(())
-        }
-        _ => Err(format!("unknown option {f}")),
-    })?;
-    let mut dev = open(&t)?;
-    let r = verify::verify(&mut dev).map_err(|e| e.to_string())?;
-    let _ = std::io::stdout().write_all(inspect_text(&r, all).as_bytes());
-    if let Some(p) = r.first_problem() {
-        println!(
-            "problems found: run `blockwal verify` (first: {} at {:#x})",
-            p.what, p.offset
-        );
+    match (r.first_index, r.last_index) {
+        (Some(f), Some(l)) => outln!(out, "ok: entries {f}..={l}, {} meta keys", r.meta.len()),
+        _ => outln!(out, "ok: no entries, {} meta keys", r.meta.len()),
     }
     Ok(true)
 }
 
-/// `verify`: the exit code is non-zero on corruption.
-pub fn verify(mut args: impl Iterator<Item = String>) -> Result<bool, String> {
-    let t = parse_target(&mut args, |f, _| Err(format!("unknown option {f}")))?;
-    let mut dev = open(&t)?;
-    let r = verify::verify(&mut dev).map_err(|e| e.to_string())?;
-    let (text, ok) = verify_text(&r);
-    let _ = std::io::stdout().write_all(text.as_bytes());
-    Ok(ok)
-}
-
-/// `dump`: entries in a range, and the metadata.
-pub fn dump(mut args: impl Iterator<Item = String>) -> Result<bool, String> {
-    let (mut from, mut to, mut width) = (None, None, 32usize);
-    let t = parse_target(&mut args, |f, v| {
-        let n = v
-            .parse::<u64>()
-            .map_err(|_| format!("{f}: not a number: {v}"));
-        match f {
-            "--from" => from = Some(n?),
-            "--to" => to = Some(n?),
-            "--width" => width = n? as usize,
-            _ => return Err(format!("unknown option {f}")),
+/// `dump`: the metadata, then entries in a range.
+pub fn dump(a: DumpArgs) -> Res {
+    let path = a.target.path();
+    let mut out = Out::new();
+    let dev = match a.target.open()? {
+        Opened::Log(dev) => dev,
+        Opened::Blank => {
+            if !a.json {
+                outln!(out, "no entries (an empty log)");
+            }
+            return Ok(true);
         }
-        Ok(())
-    })?;
-    let dev = open(&t)?;
-    let wal = Wal::open(dev).map_err(|e| e.to_string())?;
+        Opened::NotALog { offset } => return Err(Fail::Corrupt(not_a_log(&path, offset))),
+    };
+    let wal = Wal::open(dev).map_err(|e| wal_error("opening", &path, e))?;
+    if wal.first_index().is_none() && wal.meta_keys().next().is_none() {
+        if let Opened::NotALog { offset } = a.target.blank_or_not()? {
+            return Err(Fail::Corrupt(not_a_log(&path, offset)));
+        }
+    }
     for k in wal.meta_keys() {
         let v = wal.get_meta(k).unwrap_or_default();
-        println!(
-            "meta {k} = {} ({} B, hex {})",
-            preview(v, 64),
-            v.len(),
-            hex(v, 32)
-        );
+        if a.json {
+            out.json(&json!({
+                "type": "meta", "key": k, "len": v.len(), "hex": hex(v, usize::MAX),
+                "text": std::str::from_utf8(v).ok(),
+            }))?;
+        } else {
+            outln!(
+                out,
+                "meta {k} = {} ({} B, hex {})",
+                preview(v, 64),
+                v.len(),
+                hex(v, 32)
+            );
+        }
     }
     let (Some(first), Some(last)) = (wal.first_index(), wal.last_index()) else {
-        println!("no entries");
+        if !a.json {
+            outln!(out, "no entries");
+        }
         return Ok(true);
     };
-    let lo = from.unwrap_or(first).max(first);
-    let hi = to.unwrap_or(last.min(lo.saturating_add(19))).min(last);
-    println!("entries {lo}..={hi} of {first}..={last}");
-    let mut out = std::io::stdout().lock();
+    let lo = a.from.unwrap_or(first).max(first);
+    let hi = match (a.all, a.to) {
+        (true, _) => last,
+        (false, Some(to)) => to.min(last),
+        (false, None) => lo.saturating_add(19).min(last),
+    };
+    if lo > hi {
+        if !a.json {
+            outln!(
+                out,
+                "no entries in that range (the log holds {first}..={last})"
+            );
+        }
+        return Ok(true);
+    }
+    if !a.json {
+        outln!(out, "entries {lo}..={hi} of {first}..={last}");
+    }
+    let width = a.width as usize;
     for e in wal.iter_range(lo..=hi) {
-        let line = writeln!(
-            out,
-            "{:>10} {:>7} B  {:<w$}  {}",
-            e.index,
-            e.data.len(),
-            hex(&e.data, width / 2),
-            preview(&e.data, width),
-            w = width + 2
-        );
-        if line.is_err() {
-            // The reader went away (`| head`): stop quietly.
-            return Ok(true);
+        if a.json {
+            out.json(&json!({
+                "type": "entry", "index": e.index, "len": e.data.len(),
+                "hex": hex(&e.data, usize::MAX),
+                "text": std::str::from_utf8(&e.data).ok(),
+            }))?;
+        } else {
+            outln!(
+                out,
+                "{:>10} {:>7} B  {:<w$}  {}",
+                e.index,
+                e.data.len(),
+                hex(&e.data, width / 2),
+                preview(&e.data, width),
+                w = width + 2
+            );
         }
     }
     if let Some(e) = wal.take_read_error() {
-        return Err(format!("reading entries: {e}"));
+        return Err(wal_error("reading entries of", &path, e));
     }
     Ok(true)
 }

@@ -3,9 +3,9 @@
 //! preallocated file) and okaywal, alternating A/B in rounds and quoting
 //! medians (disk timings on shared machines swing 10x within seconds).
 //!
-//! Shared by `blockwal bench` and `benches/compare.rs`.
-
-#![allow(dead_code)]
+//! Shared by the `blockwal-bench` binary (the table) and `benches/compare.rs`
+//! (the same plus criterion groups). Not published: the competitors stay out
+//! of the shipped `blockwal` crate and its tool.
 
 use std::cell::Cell;
 use std::fs::{File, OpenOptions};
@@ -125,8 +125,8 @@ fn payload(i: u64, size: usize) -> Vec<u8> {
     v
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> io::Error {
-    io::Error::other(format!("{e:?}"))
+fn err<E: std::fmt::Display>(e: E) -> io::Error {
+    io::Error::other(e.to_string())
 }
 
 /// The baseline: a preallocated file written at increasing offsets

@@ -1,14 +1,15 @@
 //! blockwal beside a raw-file baseline and okaywal.
 //!
 //! Two parts:
-//! 1. the A/B comparisons of `blockwal bench` (the same code), alternating
+//! 1. the A/B comparisons of `blockwal-bench` (the same code), alternating
 //!    blockwal, raw `write` + `fdatasync` and okaywal in rounds and printing
 //!    medians and ratios; the large log is `BLOCKWAL_BENCH_LOG_MIB` MiB
 //!    (default 1024);
 //! 2. criterion groups for the CPU-bound part (buffered appends, blockwal
 //!    against copying the same bytes into a buffer written when full).
 //!
-//! `cargo bench --bench compare` runs both; `-- --quick` shortens part 1.
+//! `cargo bench -p blockwal-bench --bench compare` runs both; `-- --quick`
+//! shortens part 1.
 //! The open-RSS figure re-runs this binary as a child with
 //! `--open-child DIR`.
 
@@ -17,10 +18,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use blockwal::{MemDevice, Wal, WalOptions};
+use blockwal_bench as compare;
 use criterion::{BenchmarkId, Criterion, Throughput};
-
-#[path = "../src/bin/blockwal/compare.rs"]
-mod compare;
 
 fn ab_comparisons(quick: bool) {
     let mut cfg = compare::Config::default();
