@@ -1,49 +1,545 @@
-//! The `blockwal` tool's `inspect`, `dump` and `verify` on a raw image of a
-//! log written through the flash adapter on a RAM NOR flash (program unit 4,
-//! erase value 0xFF), as a dump copied off a board would be.
-#![cfg(all(feature = "cli", feature = "flash"))]
+//! The `blockwal` tool, run as a user runs it: help and version, `--x=y`,
+//! range-checked numbers, exit codes (0 ok, 1 corruption, 2 usage or I/O),
+//! JSON output, quiet broken pipes, the progress bar only on a terminal,
+//! `demo`'s refusal to touch what it did not make or what another process
+//! holds, and `inspect`/`dump`/`verify` on a flash image.
+#![cfg(feature = "cli")]
 
-use std::process::Command;
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-use blockwal::devices::ram_flash::RamFlash;
-use blockwal::{FlashDevice, Wal};
+use blockwal::{Options, RaftWal};
+use serde_json::Value;
 
-const SECTOR: usize = 4096;
-const SECTORS: usize = 16;
+const BIN: &str = env!("CARGO_BIN_EXE_blockwal");
 
-fn image() -> Vec<u8> {
-    let flash = RamFlash::<4, SECTOR>::new(SECTOR * SECTORS).unwrap();
-    let dev = FlashDevice::new(flash, 0, (SECTOR * SECTORS) as u32).unwrap();
-    let mut wal = Wal::open(dev).unwrap();
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_in(cwd: &Path, args: &[&str]) -> Run {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn run(args: &[&str]) -> Run {
+    run_in(&std::env::temp_dir(), args)
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let bytes = if e.file_type().unwrap().is_dir() {
+            b"<dir>".to_vec()
+        } else {
+            std::fs::read(e.path()).unwrap()
+        };
+        m.insert(name, bytes);
+    }
+    m
+}
+
+fn payload(i: u64) -> Vec<u8> {
+    format!("payload {i:05} of the cli test").into_bytes()
+}
+
+/// A log of entries 1..=n with 4 KiB blocks and two meta keys.
+fn make_log(dir: &Path, n: u64) {
+    let o = Options {
+        block_size: 4096,
+        ..Options::default()
+    };
+    let mut wal = RaftWal::open_with(dir, o).unwrap();
     wal.set_meta("term", b"3").unwrap();
-    wal.set_meta("vote", b"node-2").unwrap();
-    for i in 1..=200u64 {
-        wal.append(i, format!("hello entry {i}").as_bytes())
-            .unwrap();
-        if i % 16 == 0 {
+    wal.set_meta("vote", b"node-1").unwrap();
+    for i in 1..=n {
+        wal.append(i, &payload(i)).unwrap();
+        if i % 50 == 0 {
             wal.sync().unwrap();
         }
     }
     wal.sync().unwrap();
-    wal.compact(10).unwrap();
-    wal.into_device().into_inner().into_image()
 }
 
-fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_blockwal"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 #[test]
+fn help_for_every_command_and_version() {
+    for cmd in ["demo", "inspect", "dump", "verify"] {
+        let r = run(&[cmd, "--help"]);
+        assert_eq!(r.code, 0, "{cmd} --help: {}", r.stderr);
+        assert!(
+            r.stdout.contains(&format!("Usage: blockwal {cmd}")),
+            "{}",
+            r.stdout
+        );
+        let r = run(&["help", cmd]);
+        assert_eq!(r.code, 0, "help {cmd}: {}", r.stderr);
+        assert!(r.stdout.contains(&format!("Usage: blockwal {cmd}")));
+    }
+    let r = run(&["--help"]);
+    assert_eq!(r.code, 0);
+    for cmd in ["demo", "inspect", "dump", "verify"] {
+        assert!(r.stdout.contains(cmd), "{}", r.stdout);
+    }
+    assert!(r.stdout.contains("Exit codes"), "{}", r.stdout);
+    let r = run(&["--version"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        r.stdout.trim(),
+        format!("blockwal {}", env!("CARGO_PKG_VERSION"))
+    );
+    // No command at all: the help, as a usage error.
+    let r = run(&[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("Usage: blockwal"), "{}", r.stderr);
+}
+
+#[test]
+fn unknown_commands_and_options_are_named() {
+    let r = run(&["frobnicate"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("'frobnicate'"), "{}", r.stderr);
+    let r = run(&["verify", "--dir", "x", "--bogus"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--bogus"), "{}", r.stderr);
+    // --dir and --image together, or neither: usage errors.
+    assert_eq!(run(&["verify", "--dir", "a", "--image", "b"]).code, 2);
+    assert_eq!(run(&["verify"]).code, 2);
+}
+
+#[test]
+fn numbers_are_range_checked_not_wrapped() {
+    let cwd = tempfile::tempdir().unwrap();
+    let img = cwd.path().join("img.bin");
+    std::fs::write(&img, [0u8; 8192]).unwrap();
+    let p = img.to_str().unwrap();
+    for (flag, value) in [
+        ("--block-size", "4294967296"),
+        ("--block-size", "4294967424"),
+        ("--block-size", "0x100000000"),
+        ("--block-size", "1e3"),
+        ("--program-size", "4294967300"),
+        ("--erase-value", "256"),
+    ] {
+        let r = run_in(cwd.path(), &["verify", "--image", p, flag, value]);
+        assert_eq!(r.code, 2, "{flag} {value}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(flag), "{}", r.stderr);
+        assert!(r.stdout.is_empty(), "{}", r.stdout);
+    }
+    for (cmd, flag, value) in [
+        ("demo", "--entries", "0"),
+        ("demo", "--entries", "18446744073709551616"),
+        ("demo", "--batch", "0"),
+        ("demo", "--size", "4294967297"),
+        ("dump", "--width", "0"),
+        ("dump", "--from", "x"),
+    ] {
+        let mut args = vec![cmd, flag, value];
+        if cmd == "dump" {
+            args.extend(["--image", p]);
+        }
+        let r = run_in(cwd.path(), &args);
+        assert_eq!(r.code, 2, "{cmd} {flag} {value}: {}", r.stderr);
+        assert!(r.stderr.contains(flag), "{}", r.stderr);
+    }
+    // The demo with a bad number made nothing.
+    assert_eq!(snapshot(cwd.path()).len(), 1);
+}
+
+#[test]
+fn equals_form_and_json_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, 300);
+    let d = format!("--dir={}", dir.display());
+
+    let r = run(&["verify", &d]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("ok: entries 1..=300, 2 meta keys"),
+        "{}",
+        r.stdout
+    );
+    // An explicit block size in the `=` form, and in hex.
+    let r = run(&["verify", &d, "--block-size=0x1000"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+
+    let r = run(&["verify", &d, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["log_found"], true);
+    assert_eq!(v["first_index"], 1);
+    assert_eq!(v["last_index"], 300);
+    assert_eq!(v["meta_keys"], 2);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+
+    let r = run(&["inspect", &d, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), 1);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["geometry"]["block_size"], 4096);
+    assert_eq!(v["last_index"], 300);
+    assert_eq!(v["next_index"], 301);
+    assert_eq!(v["meta"][0]["key"], "term");
+    assert_eq!(v["meta"][1]["hex"], "6e6f64652d31");
+    let blocks = v["blocks"].as_array().unwrap();
+    let chain = v["chain"].as_array().unwrap();
+    assert!(chain.len() >= 3, "300 entries span several 4 KiB blocks");
+    let head = blocks.iter().find(|b| b["head"] == true).unwrap();
+    assert_eq!(head["kind"], "log");
+    assert_eq!(head["entries"]["last"], 300);
+    assert_eq!(Some(&head["block"]), chain.last());
+
+    // One object per line: the meta keys, then every entry, whole.
+    let r = run(&["dump", &d, "--json", "--all", "--from=7"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2 + 294);
+    assert_eq!(lines[0]["type"], "meta");
+    assert_eq!(lines[1]["text"], "node-1");
+    for (k, e) in lines[2..].iter().enumerate() {
+        let i = 7 + k as u64;
+        assert_eq!(e["type"], "entry");
+        assert_eq!(e["index"], i);
+        assert_eq!(unhex(e["hex"].as_str().unwrap()), payload(i));
+        assert_eq!(e["len"], payload(i).len());
+    }
+    // Text dump of a range.
+    let r = run(&["dump", &d, "--from", "10", "--to", "12"]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.contains("entries 10..=12 of 1..=300"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("payload 00011"), "{}", r.stdout);
+}
+
+#[test]
+fn corruption_is_exit_1_and_garbage_is_not_a_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, 300);
+    let file = dir.join("blockwal.log");
+    let mut bytes = std::fs::read(&file).unwrap();
+    // A byte of entry 5's payload, in the oldest (sealed) block.
+    let at = bytes
+        .windows(13)
+        .position(|w| w == b"payload 00005")
+        .unwrap();
+    bytes[at + 10] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+    let d = format!("--dir={}", dir.display());
+    let r = run(&["verify", &d]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("CORRUPT: first problem at offset"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["verify", &d, "--json"]);
+    assert_eq!(r.code, 1);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["ok"], false);
+    let p = &v["problems"][0];
+    // In the block of the flipped byte, at or before it.
+    assert_eq!(p["block"], at as u64 / 4096, "{v}");
+    assert!(p["offset"].as_u64().unwrap() <= at as u64, "{v}");
+    // `inspect` that finds problems says so and exits 1.
+    let r = run(&["inspect", &d]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("problems found"), "{}", r.stdout);
+    let r = run(&["inspect", &d, "--json"]);
+    assert_eq!(r.code, 1);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+
+    // Garbage is not a log: never "ok: entries -..=-".
+    let garbage = tmp.path().join("garbage.bin");
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let noise: Vec<u8> = (0..64 << 10)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&garbage, &noise).unwrap();
+    let g = garbage.to_str().unwrap();
+    for extra in [&[][..], &["--block-size", "4096"][..]] {
+        for cmd in ["verify", "inspect", "dump"] {
+            let r = run(&[&[cmd, "--image", g][..], extra].concat());
+            assert_eq!(r.code, 1, "{cmd} {extra:?}: {}{}", r.stdout, r.stderr);
+            assert!(r.stderr.contains("not a blockwal log"), "{}", r.stderr);
+            assert!(!r.stdout.contains("ok"), "{}", r.stdout);
+        }
+    }
+    let r = run(&["verify", "--image", g, "--json"]);
+    assert_eq!(r.code, 1);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["log_found"], false);
+    assert_eq!(v["ok"], false);
+
+    // A never-written (blank) image is an empty log: ok.
+    let blank = tmp.path().join("blank.bin");
+    std::fs::write(&blank, vec![0xffu8; 64 << 10]).unwrap();
+    let b = blank.to_str().unwrap();
+    let r = run(&["verify", "--image", b, "--erase-value", "0xff"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("empty log"), "{}", r.stdout);
+    // ... but 0xff is not blank for a file (erase value none): not a log.
+    assert_eq!(run(&["verify", "--image", b]).code, 1);
+}
+
+#[test]
+fn io_errors_are_exit_2_and_said_with_display() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nowhere");
+    let m = missing.to_str().unwrap();
+    for cmd in ["verify", "inspect", "dump"] {
+        for flag in ["--dir", "--image"] {
+            let r = run(&[cmd, flag, m]);
+            assert_eq!(r.code, 2, "{cmd} {flag}: {}{}", r.stdout, r.stderr);
+            assert!(r.stderr.contains("nowhere"), "{}", r.stderr);
+            assert!(r.stderr.contains("No such file"), "{}", r.stderr);
+            assert!(!r.stderr.contains("Os {"), "Debug output: {}", r.stderr);
+        }
+    }
+    // A directory given as an image.
+    let r = run(&[
+        "verify",
+        "--image",
+        tmp.path().to_str().unwrap(),
+        "--block-size",
+        "4096",
+    ]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    // A geometry the log cannot have.
+    let img = tmp.path().join("img.bin");
+    std::fs::write(&img, [0u8; 4096]).unwrap();
+    let r = run(&[
+        "verify",
+        "--image",
+        img.to_str().unwrap(),
+        "--block-size",
+        "100",
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("block_size"), "{}", r.stderr);
+}
+
+/// Reads one line of `args`' output, closes the pipe, and checks the tool
+/// ends quietly with exit code 0 (no panic on the broken pipe).
+fn close_early(cwd: &Path, args: &[&str]) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    // The reader is dropped: stdout is closed.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    assert!(stderr.is_empty(), "{args:?}: {stderr}");
+}
+
+#[test]
+fn broken_pipes_end_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, 3000);
+    // ~400 KiB of JSON: more than a pipe holds, so writes hit the closed pipe.
+    let d = format!("--dir={}", dir.display());
+    close_early(tmp.path(), &["dump", &d, "--json", "--all"]);
+    close_early(tmp.path(), &["dump", &d, "--all"]);
+    close_early(tmp.path(), &["demo", "--entries", "3000"]);
+}
+
+#[test]
+fn demo_refuses_a_foreign_directory_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let foreign = tmp.path().join("mine");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("thesis.txt"), b"four years of work").unwrap();
+    let theirs = snapshot(&foreign);
+    let r = run_in(tmp.path(), &["demo", "--dir", foreign.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("not empty"), "{}", r.stderr);
+    assert!(r.stderr.contains("thesis.txt"), "{}", r.stderr);
+    assert_eq!(snapshot(&foreign), theirs);
+    // `--dir .` in a non-empty working directory: refused too.
+    let r = run_in(&foreign, &["demo", "--dir", "."]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(snapshot(&foreign), theirs);
+    // A real log (no demo marker) is not the demo's either.
+    let log = tmp.path().join("log");
+    make_log(&log, 10);
+    let before = snapshot(&log);
+    let r = run_in(tmp.path(), &["demo", "--dir", log.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(snapshot(&log), before);
+    // A file, not a directory.
+    let r = run_in(
+        tmp.path(),
+        &[
+            "demo",
+            "--dir",
+            foreign.join("thesis.txt").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 2);
+    assert_eq!(snapshot(&foreign), theirs);
+}
+
+#[test]
+fn demo_uses_a_fresh_directory_and_reruns_on_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Someone's `blockwal-demo` that is not the demo's: left alone, the
+    // demo takes a new directory.
+    let theirs = tmp.path().join("blockwal-demo");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::write(theirs.join("notes.txt"), b"mine").unwrap();
+    let r = run_in(tmp.path(), &["demo", "--entries", "500", "--batch", "50"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("log in blockwal-demo-2"), "{}", r.stdout);
+    assert!(r.stdout.contains("demo ok"), "{}", r.stdout);
+    assert_eq!(snapshot(&theirs).len(), 1);
+    let ours = tmp.path().join("blockwal-demo-2");
+    assert!(ours.join("blockwal-demo.txt").exists());
+
+    // Run again on its own directory: it continues the log.
+    let d = ours.to_str().unwrap();
+    let r = run_in(tmp.path(), &["demo", "--dir", d, "--entries", "500"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("appending after entry 450"),
+        "{}",
+        r.stdout
+    );
+    // First run kept 251..=450; the second appended 451..=950, kept 701..=900.
+    let r = run(&["verify", "--dir", d]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("ok: entries 701..=900"), "{}", r.stdout);
+
+    // An empty directory is fine too, and gets the marker.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let r = run_in(
+        tmp.path(),
+        &["demo", "--dir", empty.to_str().unwrap(), "--entries", "100"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(empty.join("blockwal-demo.txt").exists());
+}
+
+#[test]
+fn demo_refuses_a_locked_log_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let d = dir.to_str().unwrap();
+    let r = run_in(tmp.path(), &["demo", "--dir", d, "--entries", "200"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Another holder of the log: this process.
+    let held = RaftWal::open(&dir).unwrap();
+    let before = snapshot(&dir);
+    let r = run_in(tmp.path(), &["demo", "--dir", d, "--entries", "200"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("lock"), "{}", r.stderr);
+    assert!(r.stderr.contains("blockwal.log"), "{}", r.stderr);
+    assert_eq!(snapshot(&dir), before);
+    assert_eq!(held.last_index(), Some(180));
+    drop(held);
+    // Released: the demo runs again.
+    let r = run_in(tmp.path(), &["demo", "--dir", d, "--entries", "200"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    // stderr is a pipe: nothing but errors there.
+    let r = run_in(tmp.path(), &["demo", "--dir", "a", "--entries", "2000"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    assert!(!r.stdout.contains('%'), "{}", r.stdout);
+    // On a terminal (util-linux `script` gives the tool a pty): the bar.
+    let cmd = format!("{BIN} demo --dir b --entries 2000");
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("`script` (util-linux) runs the tool on a terminal");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("appending ["), "{text}");
+    assert!(text.contains("demo ok"), "{text}");
+}
+
+/// `inspect`, `dump` and `verify` on a raw image of a log written through
+/// the flash adapter on a RAM NOR flash (program unit 4, erase value 0xFF),
+/// as a dump copied off a board would be.
+#[cfg(feature = "flash")]
+#[test]
 fn inspect_dump_verify_a_flash_image() {
+    use blockwal::devices::ram_flash::RamFlash;
+    use blockwal::{FlashDevice, Wal};
+
+    const SECTOR: usize = 4096;
+    const SECTORS: usize = 16;
+    let img = {
+        let flash = RamFlash::<4, SECTOR>::new(SECTOR * SECTORS).unwrap();
+        let dev = FlashDevice::new(flash, 0, (SECTOR * SECTORS) as u32).unwrap();
+        let mut wal = Wal::open(dev).unwrap();
+        wal.set_meta("term", b"3").unwrap();
+        wal.set_meta("vote", b"node-2").unwrap();
+        for i in 1..=200u64 {
+            wal.append(i, format!("hello entry {i}").as_bytes())
+                .unwrap();
+            if i % 16 == 0 {
+                wal.sync().unwrap();
+            }
+        }
+        wal.sync().unwrap();
+        wal.compact(10).unwrap();
+        wal.into_device().into_inner().into_image()
+    };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flash.bin");
-    let img = image();
     std::fs::write(&path, &img).unwrap();
     let p = path.to_str().unwrap();
     let geo = [
@@ -57,15 +553,16 @@ fn inspect_dump_verify_a_flash_image() {
         "0xff",
     ];
 
-    let (ok, out) = run(&[&["inspect"][..], &geo].concat());
-    assert!(ok, "{out}");
+    let r = run(&[&["inspect"][..], &geo].concat());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.stdout;
     assert!(out.contains("16 blocks of 4096 B"), "{out}");
     assert!(out.contains("program size 4, erase value 0xff"), "{out}");
     assert!(out.contains("first index 11, last index 200"), "{out}");
     assert!(out.contains("meta keys: term (1 B), vote (6 B)"), "{out}");
     assert!(out.contains("live (head)"), "{out}");
     // The block size is found from the headers when not given.
-    let (ok, out2) = run(&[
+    let r = run(&[
         "inspect",
         "--image",
         p,
@@ -74,39 +571,40 @@ fn inspect_dump_verify_a_flash_image() {
         "--erase-value",
         "0xff",
     ]);
+    assert_eq!(r.code, 0);
     assert!(
-        ok && out2.contains("first index 11, last index 200"),
-        "{out2}"
+        r.stdout.contains("first index 11, last index 200"),
+        "{}",
+        r.stdout
     );
 
-    let (ok, out) = run(&[&["dump"][..], &geo, &["--from", "50", "--to", "52"]].concat());
-    assert!(ok, "{out}");
+    let r = run(&[&["dump"][..], &geo, &["--from", "50", "--to", "52"]].concat());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.stdout;
     assert!(out.contains("meta vote = node-2"), "{out}");
     assert!(out.contains("entries 50..=52 of 11..=200"), "{out}");
     assert!(out.contains("hello entry 51"), "{out}");
-    assert!(out.contains(&hex(b"hello entry 52")[..16]), "{out}");
+    let hex: String = b"hello entry 52"
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(out.contains(&hex[..16]), "{out}");
 
-    let (ok, out) = run(&[&["verify"][..], &geo].concat());
-    assert!(ok, "{out}");
-    assert!(out.contains("ok: entries 11..=200"), "{out}");
+    let r = run(&[&["verify"][..], &geo].concat());
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("ok: entries 11..=200"), "{}", r.stdout);
 
-    // A flipped byte in an entry of a sealed block: exit code non-zero and
-    // the offset named.
-    let report = {
-        let mut bad = img.clone();
-        let at = SECTOR + 64 + 20;
-        bad[at] ^= 0x01;
-        std::fs::write(&path, &bad).unwrap();
-        run(&[&["verify"][..], &geo].concat())
-    };
-    assert!(!report.0, "{}", report.1);
+    // A flipped byte in an entry of a sealed block: exit code 1 and the
+    // offset named.
+    let mut bad = img.clone();
+    let at = SECTOR + 64 + 20;
+    bad[at] ^= 0x01;
+    std::fs::write(&path, &bad).unwrap();
+    let r = run(&[&["verify"][..], &geo].concat());
+    assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(
-        report.1.contains("CORRUPT: first problem at offset"),
+        r.stdout.contains("CORRUPT: first problem at offset"),
         "{}",
-        report.1
+        r.stdout
     );
-}
-
-fn hex(v: &[u8]) -> String {
-    v.iter().map(|b| format!("{b:02x}")).collect()
 }
