@@ -15,12 +15,15 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy -q --all-targets --all-features -- -D warnings
 cargo clippy -q --no-default-features --lib -- -D warnings
+cargo clippy -q -p blockwal-bench --all-targets -- -D warnings
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --all-features
 
 step "host tests: conformance, crash simulation, properties, kills, doctests"
 cargo test -q --release --all-features
+# The benchmark crate end to end on a tiny run (not its criterion bench).
+cargo test -q --release -p blockwal-bench
 
 step "no_std core builds for thumbv7em"
 cargo build -q --release --lib --no-default-features --target thumbv7em-none-eabihf

@@ -336,7 +336,9 @@ pub fn buffered(cfg: &Config, size: usize) -> io::Result<Row> {
         }
         let (w, cpu) = (t.elapsed(), thread_cpu() - c);
         wal.sync().map_err(err)?;
-        wal.compact(next - 1000).map_err(err)?;
+        if next > 1000 {
+            wal.compact(next - 1000).map_err(err)?;
+        }
         let (t, c) = (Instant::now(), thread_cpu());
         for k in 0..n {
             raw.push(&recs[k & 63])?;
