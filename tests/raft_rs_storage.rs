@@ -441,6 +441,24 @@ fn misuse_is_an_error_not_a_panic() {
     misuse_body(&mut FileBench::new());
 }
 
+#[test]
+fn stores_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<RaftStorage<blockwal::MemDevice>>();
+    send_sync::<RaftStorage<blockwal::FileDevice>>();
+    // A node on one thread, the application's handle on another.
+    let s = RaftStorage::open(MemBench.fresh()).unwrap();
+    let h = s.clone();
+    std::thread::spawn(move || h.append(&ents345()))
+        .join()
+        .unwrap()
+        .unwrap_err(); // 3..=5 on an empty log leaves a gap: refused
+    std::thread::spawn(move || s.append(&[ent(1, 1)]).and_then(|_| s.sync()))
+        .join()
+        .unwrap()
+        .unwrap();
+}
+
 // ----- reopen after each kind of change ---------------------------------------
 
 fn reopen_body<B: Bench>(b: &mut B) {
