@@ -24,6 +24,7 @@ step "host tests: conformance, crash simulation, properties, kills, doctests"
 cargo test -q --release --all-features
 # The benchmark crate end to end on a tiny run (not its criterion bench).
 cargo test -q --release -p blockwal-bench
+cargo run -q --release --example raft_rs_cluster --features raft-rs
 
 step "no_std core builds for thumbv7em"
 cargo build -q --release --lib --no-default-features --target thumbv7em-none-eabihf
