@@ -23,6 +23,7 @@ use web_sys::{
 };
 
 pub mod bench;
+pub mod demo;
 pub mod persist;
 
 /// Options for a log in the browser: the crate is built without `std` here
