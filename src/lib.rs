@@ -15,6 +15,8 @@ mod index;
 pub mod meta;
 #[cfg(feature = "openraft")]
 pub mod openraft;
+#[cfg(feature = "raft-rs")]
+pub mod raft_rs;
 mod recovery;
 pub mod verify;
 mod wal;
