@@ -121,7 +121,9 @@ function onStatus(n, s) {
     if (nodes.get(lead).status.applied >= target) {
       metrics.recoveredAt = now;
       metrics.recoverTarget = target;
-      const text = `cluster recovered: leader ${lead} has applied up to ${target} (every write committed before the reload), ${now.toFixed(0)} ms after the page started`;
+      const text = target === 0
+        ? `a new cluster (nothing in OPFS yet): node ${lead} elected ${now.toFixed(0)} ms after the page started`
+        : `cluster recovered from OPFS: leader ${lead} has applied up to index ${target} (every write committed before the reload), ${now.toFixed(0)} ms after the page started`;
       $('banner').textContent = text;
       logLine(text);
     }

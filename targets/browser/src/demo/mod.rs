@@ -15,11 +15,11 @@
 //! majority) and applied here.
 
 pub mod kv;
-pub mod store;
 
 use std::collections::BTreeSet;
 
 use blockwal::devices::opfs::{OpfsDevice, OpfsError};
+use blockwal::raft_rs::RaftStorage;
 use blockwal::Wal;
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use protobuf::Message as _;
@@ -28,7 +28,9 @@ use raft::{Config, RawNode, StateRole, Storage};
 use wasm_bindgen::prelude::*;
 
 pub use kv::{Kv, Put};
-pub use store::Store;
+
+/// A node's durable Raft storage: blockwal's raft-rs store over its OPFS log.
+pub type Store = RaftStorage<OpfsDevice>;
 
 /// Block size of each node's log file.
 pub const BLOCK_SIZE: u32 = 4096;
@@ -80,14 +82,14 @@ impl DemoNode {
             Err(e) => return Err(js_err(e)),
         };
         let wal = Wal::open_with(dev, crate::wal_options()).map_err(js_err)?;
-        let mut store = Store::open(wal).map_err(js_err)?;
-        if store.conf_state().voters.is_empty() {
+        let store = Store::open(wal).map_err(js_err)?;
+        if store.conf_state().map_err(js_err)?.voters.is_empty() {
             // A new node: every node starts with the same static membership.
             let cs = ConfState::from(((1..=u64::from(nodes)).collect::<Vec<_>>(), vec![]));
-            store.set_conf_state(&cs).map_err(js_err)?;
+            store.initialize_with_conf_state(cs).map_err(js_err)?;
         }
         let last = store.last_index().map_err(js_err)?;
-        let commit = store.hard_state().commit;
+        let commit = store.hard_state().map_err(js_err)?.commit;
         // The map lives in memory only: rebuild it from the whole log.
         let applied = store.first_index().map_err(js_err)? - 1;
         let config = Config {
@@ -264,24 +266,16 @@ impl DemoNode {
             // appends before persisting them, but here nothing leaves the
             // worker before its own log is durable.
             let mut out = rd.take_messages();
-            let store = self.raw.mut_store();
-            if !rd.snapshot().is_empty() {
-                store.apply_snapshot(rd.snapshot()).map_err(js_err)?;
-            }
-            store.append(rd.entries()).map_err(js_err)?;
-            if let Some(hs) = rd.hs() {
-                store.set_hard_state(hs).map_err(js_err)?;
-            }
-            store.sync().map_err(js_err)?;
-            self.durable = store.last_index().map_err(js_err)?;
+            // Snapshot, entries (a conflicting suffix truncated first), hard
+            // state, then one sync (FileSystemSyncAccessHandle.flush).
+            let store = self.raw.store();
+            store.persist_ready(&rd).map_err(js_err)?;
+            self.durable = store.durable_index();
             out.extend(rd.take_persisted_messages());
             self.apply(rd.take_committed_entries(), &mut outbox.acks);
             let mut light = self.raw.advance(rd);
             if let Some(commit) = light.commit_index() {
-                let store = self.raw.mut_store();
-                let mut hs = store.hard_state().clone();
-                hs.commit = commit;
-                store.set_hard_state(&hs).map_err(js_err)?;
+                self.raw.store().commit_to(commit).map_err(js_err)?;
             }
             out.extend(light.take_messages());
             self.apply(light.take_committed_entries(), &mut outbox.acks);
