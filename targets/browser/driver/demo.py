@@ -7,7 +7,9 @@
    keys one after the other (each acknowledged only once committed and
    applied on the leader), kills the leader's worker, waits for a new
    leader and reads every acknowledged write back from it, restarts the
-   killed node and waits until it has caught up with the same map.
+   killed node and waits until it has caught up with the same map; then
+   partitions the leader, writes on the majority side, heals it and waits
+   until it has caught up.
 2. Starts writing again and SIGKILLs Chromium mid-stream, restarts it on the
    same profile (so the same OPFS), and checks that every node comes back
    with every write acknowledged before the kill.
@@ -217,7 +219,7 @@ def check_map(driver, node, acked, what):
 def scenario(args, base, events, workdir, shots):
     profile = workdir / "profile"
     devtools = free_port()
-    flags = [f"--remote-debugging-port={devtools}", "--window-size=1200,660"]
+    flags = [f"--remote-debugging-port={devtools}", "--window-size=1200,760"]
     url = f"{base}/demo.html?nodes={args.nodes}&report=1"
     rng = random.Random(args.seed)
     drv = Driver(workdir / "chromedriver.log")
@@ -262,6 +264,23 @@ def scenario(args, base, events, workdir, shots):
         wait(drv, CAUGHT_UP, f"node {old} to catch up to {commit}", 60, old, commit)
         check_map(drv, old, acked, "the restarted node caught up")
         drv.screenshot(shots / "demo-caught-up.png")
+
+        # The leader cut off: the others elect a new one and go on; healed,
+        # it steps down and catches up.
+        cut = drv.run(LEADER)
+        drv.run("demo.partition(args[0]); return true;", cut)
+        new = wait(drv, "const l = demo.leader(); return l && l !== args[0] ? l : 0;",
+                   "a leader on the majority side", 60, cut)
+        more = drv.run("""
+          const out = [];
+          for (let i = 0; i < 5; i++) out.push(await demo.put(`p${i}`, `during partition of ${args[0]}`));
+          return out;""", cut)
+        for w in more:
+            acked[w["key"]] = w["value"]
+            last = max(last, w["index"])
+        drv.run("demo.heal(args[0]); return true;", cut)
+        wait(drv, CAUGHT_UP, f"healed node {cut} to catch up to {last}", 60, cut, last)
+        check_map(drv, cut, acked, f"partitioned leader {cut} healed (node {new} led meanwhile)")
         check_errors(drv)
 
         # ---- 2. SIGKILL Chromium while writing; restart on the profile ---
@@ -322,7 +341,7 @@ def main():
     p.add_argument("--port", type=int, default=int(os.environ.get("BLOCKWAL_BROWSER_PORT", "8347")))
     p.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", str(CRATE / "target")))
     p.add_argument("--no-build", action="store_true", help="use the pkg/ of an earlier build")
-    p.add_argument("--shots", default=None, help="directory for the screenshots (default: the work directory)")
+    p.add_argument("--shots", default=None, help="directory for the screenshots (default: <target dir>/demo-screenshots)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--keep", action="store_true", help="keep the profile and logs")
     args = p.parse_args()
@@ -334,7 +353,7 @@ def main():
     if not args.no_build:
         build(target, pkg)
     workdir = Path(tempfile.mkdtemp(prefix="blockwal-demo-"))
-    shots = Path(args.shots).resolve() if args.shots else workdir
+    shots = Path(args.shots).resolve() if args.shots else target / "demo-screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     events = queue.Queue()
     httpd = serve(args.port, pkg, events)
@@ -361,7 +380,7 @@ def main():
         httpd.shutdown()
         if args.keep or not ok:
             log(f"kept {workdir}")
-        elif shots != workdir:
+        else:
             shutil.rmtree(workdir, ignore_errors=True)
     sys.exit(0 if ok else 1)
 
