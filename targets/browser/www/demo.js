@@ -258,7 +258,7 @@ function draw() {
     dirty = false;
     for (const n of nodes.values()) {
       const s = n.status, el = n.el;
-      const role = !n.alive ? 'killed' : !s ? 'opening…' : s.role;
+      const role = !n.alive ? 'killed · last state seen' : !s ? 'opening…' : s.role;
       el.className = `node ${n.alive ? (s ? s.role : '') : 'dead'} ${n.partitioned ? 'partitioned' : ''}`;
       el.querySelector('.role').textContent = role + (n.partitioned ? ' · partitioned' : '');
       const f = (c, v) => { el.querySelector('.' + c).textContent = v; };

@@ -1,5 +1,6 @@
 //! The browser Raft demo (`www/demo.html`): one raft-rs node per dedicated
-//! worker, its log in its own OPFS file through blockwal.
+//! worker, its log, hard state and conf state in its own OPFS file through
+//! [`blockwal::raft_rs::RaftStorage`] over an [`OpfsDevice`].
 //!
 //! The worker (`www/demo-worker.js`) owns a [`DemoNode`]: it feeds it ticks
 //! (a timer), messages from peers (routed by the page) and `put`s, then
@@ -32,8 +33,9 @@ pub use kv::{Kv, Put};
 /// A node's durable Raft storage: blockwal's raft-rs store over its OPFS log.
 pub type Store = RaftStorage<OpfsDevice>;
 
-/// Block size of each node's log file.
-pub const BLOCK_SIZE: u32 = 4096;
+/// Block size of each node's log file: opening a block costs a flush, so
+/// blocks are large (a new node's file starts at four of them).
+pub const BLOCK_SIZE: u32 = 64 << 10;
 /// Entries shown in a node's log strip.
 pub const STRIP: u64 = 24;
 /// Most nodes a cluster may have.
