@@ -249,8 +249,9 @@ def scenario(args, base, events, workdir, shots):
             f"{out['commit_median_ms']:.2f} ms, p99 {out['commit_p99_ms']:.2f} ms")
         check_errors(drv)
 
-        old = drv.run(LEADER)
-        drv.run("return demo.kill(args[0]);", old)
+        old = wait(drv, LEADER, "a leader to kill", 30)
+        if not drv.run("return demo.kill(args[0]);", old):
+            raise Fail(f"node {old} could not be killed")
         new = wait(drv, "const l = demo.leader(); return l && l !== args[0] ? l : 0;", "a new leader", 60, old)
         el = drv.run("return demo.metrics.elections.at(-1)")
         out["reelection_ms"] = el["ms"]
@@ -259,7 +260,8 @@ def scenario(args, base, events, workdir, shots):
         wait(drv, CAUGHT_UP, f"node {new} to apply index {last}", 30, new, last)
         check_map(drv, new, acked, "after the leader was killed")
 
-        drv.run("return demo.restart(args[0]);", old)
+        if not drv.run("return demo.restart(args[0]);", old):
+            raise Fail(f"node {old} could not be restarted")
         commit = drv.run("return demo.statuses().find((n) => n.id === args[0]).commit;", new)
         wait(drv, CAUGHT_UP, f"node {old} to catch up to {commit}", 60, old, commit)
         check_map(drv, old, acked, "the restarted node caught up")
@@ -267,7 +269,7 @@ def scenario(args, base, events, workdir, shots):
 
         # The leader cut off: the others elect a new one and go on; healed,
         # it steps down and catches up.
-        cut = drv.run(LEADER)
+        cut = wait(drv, LEADER, "a leader to partition", 30)
         drv.run("demo.partition(args[0]); return true;", cut)
         new = wait(drv, "const l = demo.leader(); return l && l !== args[0] ? l : 0;",
                    "a leader on the majority side", 60, cut)

@@ -137,7 +137,8 @@ async function put(key, value, timeoutMs = 20000) {
   const t0 = performance.now();
   let target = leader();
   while (performance.now() - t0 < timeoutMs) {
-    if (!target || !nodes.get(target) || !nodes.get(target).alive) {
+    const t = nodes.get(target);
+    if (!t || !t.alive || t.partitioned) {
       await sleep(50);
       target = leader();
       continue;
