@@ -109,6 +109,9 @@ struct Model {
     snap: Option<(u64, u64, ConfState, Vec<u8>)>,
     /// Entries up to here are durable.
     durable: u64,
+    /// The commit index in the saved state (raft's commit index is volatile:
+    /// `hs.commit` is saved with the next state write, capped at the log).
+    saved_commit: u64,
 }
 
 impl Model {
@@ -128,16 +131,14 @@ impl Model {
         }
     }
 
-    fn commit(&mut self, c: u64) {
-        if c > self.durable {
-            self.durable = self.last();
-        }
-        self.hs.commit = c;
-    }
-
     /// The model after `op`.
     fn after(&self, op: &Op) -> Model {
         let mut m = self.clone();
+        let saves = match op {
+            Op::Hs(t, v, _) => (*t, *v) != (m.hs.term, m.hs.vote),
+            Op::Append(..) | Op::CommitTo(_) => false,
+            _ => true,
+        };
         match op {
             Op::Init(v) => m.cs = voters(v),
             Op::Append(from, n, term) => {
@@ -153,9 +154,9 @@ impl Model {
             Op::Hs(t, v, c) => {
                 m.hs.term = *t;
                 m.hs.vote = *v;
-                m.commit(*c);
+                m.hs.commit = *c;
             }
-            Op::CommitTo(c) => m.commit(*c),
+            Op::CommitTo(c) => m.hs.commit = *c,
             Op::Cs(v) => m.cs = voters(v),
             Op::CreateSnapshot(i, v) => {
                 m.snap = Some((*i, m.term(*i), voters(v), snap_data(*i)));
@@ -173,6 +174,9 @@ impl Model {
                 m.cs = voters(v);
                 m.durable = *i;
             }
+        }
+        if saves {
+            m.saved_commit = m.hs.commit.min(m.durable.max(m.base.0));
         }
         m
     }
@@ -309,10 +313,12 @@ fn check(s: &RaftStorage<SimDevice>, allowed: &[Model]) -> Result<(), String> {
     });
     let base = (first - 1, s.term(first - 1).map_err(|e| e.to_string())?);
     // Durable state: all of one model (old or new), never a mix.
-    let Some(m) = allowed
-        .iter()
-        .find(|m| m.hs == hs && m.cs == cs && m.snap == snap && m.base == base)
-    else {
+    let Some(m) = allowed.iter().find(|m| {
+        (m.hs.term, m.hs.vote, m.saved_commit) == (hs.term, hs.vote, hs.commit)
+            && m.cs == cs
+            && m.snap == snap
+            && m.base == base
+    }) else {
         return Err(format!(
             "state hs {hs:?} cs {:?} snap {:?} base {base:?} matches no model",
             cs.voters,
