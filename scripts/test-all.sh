@@ -21,6 +21,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --all-features
 
 step "host tests: conformance, crash simulation, properties, kills, doctests"
 cargo test -q --release --all-features
+cargo run -q --release --example raft_rs_cluster --features raft-rs
 
 step "no_std core builds for thumbv7em"
 cargo build -q --release --lib --no-default-features --target thumbv7em-none-eabihf

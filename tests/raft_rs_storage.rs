@@ -441,6 +441,24 @@ fn misuse_is_an_error_not_a_panic() {
     misuse_body(&mut FileBench::new());
 }
 
+#[test]
+fn stores_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<RaftStorage<blockwal::MemDevice>>();
+    send_sync::<RaftStorage<blockwal::FileDevice>>();
+    // A node on one thread, the application's handle on another.
+    let s = RaftStorage::open(MemBench.fresh()).unwrap();
+    let h = s.clone();
+    std::thread::spawn(move || h.append(&ents345()))
+        .join()
+        .unwrap()
+        .unwrap_err(); // 3..=5 on an empty log leaves a gap: refused
+    std::thread::spawn(move || s.append(&[ent(1, 1)]).and_then(|_| s.sync()))
+        .join()
+        .unwrap()
+        .unwrap();
+}
+
 // ----- reopen after each kind of change ---------------------------------------
 
 fn reopen_body<B: Bench>(b: &mut B) {
@@ -499,20 +517,33 @@ fn reopen_after_each_kind_of_change() {
 }
 
 fn unsynced_body<B: Bench>(b: &mut B) {
-    // Reopened without a sync: whatever survived is a prefix, the hard state
-    // never commits past it (it synced the entries itself).
+    let name = b.name();
+    // Term and vote are durable at once; the commit index is saved with the
+    // next state write or sync, never past the durable entries.
     let s = RaftStorage::open(b.fresh()).unwrap();
     s.append(&(1..=5).map(|i| ent(i, 1)).collect::<Vec<_>>())
         .unwrap();
     s.set_hard_state(&hs(1, 1, 3)).unwrap();
-    assert_eq!(s.durable_index(), 5);
+    assert_eq!(s.durable_index(), 0, "{name}");
+    assert_eq!(s.hard_state().unwrap(), hs(1, 1, 3), "{name}");
+    let s = RaftStorage::open(b.reopen(s.into_wal().unwrap())).unwrap();
+    let h = s.hard_state().unwrap();
+    assert_eq!((h.term, h.vote), (1, 1), "{name}");
+    assert!(h.commit <= s.last_index().unwrap(), "{name}: {h:?}");
+    // After a sync the commit index is saved too.
+    let s = RaftStorage::open(b.fresh()).unwrap();
+    s.append(&(1..=5).map(|i| ent(i, 1)).collect::<Vec<_>>())
+        .unwrap();
+    s.set_hard_state(&hs(1, 1, 3)).unwrap();
+    s.sync().unwrap();
+    assert_eq!(s.durable_index(), 5, "{name}");
     s.append(&(6..=9).map(|i| ent(i, 1)).collect::<Vec<_>>())
         .unwrap();
-    assert_eq!(s.durable_index(), 5);
+    s.commit_to(4).unwrap();
     let s = RaftStorage::open(b.reopen(s.into_wal().unwrap())).unwrap();
     let last = s.last_index().unwrap();
-    assert!((5..=9).contains(&last), "{}: last {last}", b.name());
-    assert_eq!(s.initial_state().unwrap().hard_state, hs(1, 1, 3));
+    assert!((5..=9).contains(&last), "{name}: last {last}");
+    assert_eq!(s.hard_state().unwrap(), hs(1, 1, 3), "{name}");
 }
 
 #[test]

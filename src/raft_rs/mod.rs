@@ -1,118 +1,9 @@
 //! A [raft-rs](https://docs.rs/raft/0.7) (`raft` 0.7) log store over any
 //! [`Wal`] (feature `raft-rs`): [`RaftStorage`] implements [`raft::Storage`]
-//! and the write side a `Ready` loop needs.
+//! and the write side a `Ready` loop needs. The guide below is
+//! `docs/raft-rs.md`; its example runs as a doctest.
 //!
-//! It keeps what raft-rs's `MemStorage` keeps, durably: the entries (one per
-//! log index, in a compact encoding of our own, see below), the `HardState`,
-//! the `ConfState`, the metadata of the last snapshot (and its data, for the
-//! leader to send), and the term of the entry before the first one, so
-//! `term(first_index - 1)` always answers. All state besides the entries is one
-//! metadata value ([`Wal::set_meta`]), so a crash leaves it all old or all new.
-//!
-//! # The `Ready` loop
-//!
-//! raft-rs leaves durability to the application. A `Ready` must be handled in
-//! this order (raft-rs 0.7, [`RaftStorage::persist_ready`] does steps 2-3):
-//!
-//! 1. `rd.take_messages()` may be sent at once: the leader's appends and
-//!    heartbeats do not depend on its own log being durable.
-//! 2. Apply `rd.snapshot()` if it is not empty, append `rd.entries()`
-//!    (a conflicting suffix is truncated first), save `rd.hs()`.
-//! 3. Sync: the entries are durable after this. The hard state is durable
-//!    when it is saved, and saving one whose commit index is past the durable
-//!    entries syncs the entries first, so a crash never leaves a commit index
-//!    pointing past the log.
-//! 4. Only now send `rd.take_persisted_messages()` (votes, append responses:
-//!    they promise that the vote and the entries survive a crash).
-//! 5. Apply `rd.take_committed_entries()`; after a conf change entry call
-//!    `node.apply_conf_change` and save the result with
-//!    [`RaftStorage::set_conf_state`].
-//! 6. `node.advance(rd)` gives a `LightReady`: save its `commit_index()` with
-//!    [`RaftStorage::commit_to`], send its messages, apply its committed
-//!    entries, then `node.advance_apply()`.
-//!
-//! ```
-//! use blockwal::raft_rs::RaftStorage;
-//! use blockwal::{MemDevice, Wal};
-//! use raft::prelude::*;
-//! use raft::StateRole;
-//!
-//! let wal = Wal::open(MemDevice::new(4096, 16, 64)).unwrap();
-//! let store = RaftStorage::open(wal).unwrap();
-//! store.initialize_with_conf_state((vec![1], vec![])).unwrap();
-//! let logger = slog::Logger::root(slog::Discard, slog::o!());
-//! let config = Config { id: 1, ..Default::default() };
-//! let mut node = RawNode::new(&config, store.clone(), &logger).unwrap();
-//! node.campaign().unwrap();
-//!
-//! let mut applied = Vec::new();
-//! let mut proposed = false;
-//! for _ in 0..10 {
-//!     if node.raft.state == StateRole::Leader && !proposed {
-//!         node.propose(vec![], b"x=1".to_vec()).unwrap();
-//!         proposed = true;
-//!     }
-//!     if !node.has_ready() {
-//!         continue;
-//!     }
-//!     let mut rd = node.ready();
-//!     let _send_now: Vec<Message> = rd.take_messages(); // 1. (one node: none)
-//!     store.persist_ready(&rd).unwrap(); // 2. and 3.
-//!     let _send_after: Vec<Message> = rd.take_persisted_messages(); // 4.
-//!     for e in rd.take_committed_entries() {
-//!         if !e.data.is_empty() {
-//!             applied.push(e.data.to_vec()); // 5.
-//!         }
-//!     }
-//!     let mut light = node.advance(rd); // 6.
-//!     if let Some(commit) = light.commit_index() {
-//!         store.commit_to(commit).unwrap();
-//!     }
-//!     let _send: Vec<Message> = light.take_messages();
-//!     for e in light.take_committed_entries() {
-//!         if !e.data.is_empty() {
-//!             applied.push(e.data.to_vec());
-//!         }
-//!     }
-//!     node.advance_apply();
-//! }
-//! assert_eq!(applied, vec![b"x=1".to_vec()]);
-//! assert_eq!(store.durable_index(), store.last_index().unwrap());
-//! ```
-//!
-//! # Snapshots and compaction
-//!
-//! When the application has applied up to index `i` it may snapshot its state
-//! machine: [`RaftStorage::create_snapshot`]`(i, conf_state, data)` keeps the
-//! snapshot (for [`raft::Storage::snapshot`], which the leader sends to a
-//! follower that is too far behind), then [`RaftStorage::compact`]`(i + 1)`
-//! (or less, to keep a few entries for slow followers) frees the log before
-//! it. Compacting past the last snapshot is refused: a lagging follower could
-//! then never be caught up. A follower applies a snapshot it receives with
-//! [`RaftStorage::apply_snapshot`] (step 2 above). The snapshot data is kept
-//! in the log's metadata, so it must fit one metadata value (a bit less than
-//! half a block: two copies, the current one and the one being replaced); a
-//! larger state machine keeps its data elsewhere and puts a reference to it
-//! in the snapshot.
-//!
-//! # Restarting
-//!
-//! Open the same log again and give the store to `RawNode::new`. raft-rs
-//! resumes from `initial_state` and from `first_index() - 1` as applied: it
-//! hands out the committed entries after it again. An application that
-//! restores its state machine from [`RaftStorage::latest_snapshot`] sets
-//! `Config::applied` to that snapshot's index.
-//!
-//! # Differences from `MemStorage`
-//!
-//! - Misuse that `MemStorage` answers with a panic (appending with a gap,
-//!   `entries` past the last index, compacting past the last index) is an
-//!   error here: [`StoreError::Misuse`] inside `StorageError::Other`.
-//! - `snapshot()` returns the last snapshot created or applied (with its
-//!   data), or `SnapshotTemporarilyUnavailable` while none reaches
-//!   `request_index`; `MemStorage` makes one up at its commit index.
-//! - `term(first_index() - 1)` answers after `compact` too.
-
+#![doc = include_str!("../../docs/raft-rs.md")]
 // raft's messages carry hidden fields (and differ between its two codecs):
 // `Default` then field assignment is the portable way to build them.
 #![allow(clippy::field_reassign_with_default)]
@@ -227,6 +118,9 @@ struct Core<D: BlockDevice> {
     st: State,
     /// Highest index known durable (synced since open).
     durable: u64,
+    /// The commit index raft-rs gave last; `st.hs.commit` is its saved copy,
+    /// capped at the durable entries.
+    commit: u64,
     /// Encoding buffer, reused.
     buf: Vec<u8>,
 }
@@ -268,7 +162,10 @@ impl<D: BlockDevice> Core<D> {
         codec::decode_entry(idx, &self.raw(idx)?).map_err(|w| corrupt(format!("entry {idx}: {w}")))
     }
 
-    fn save_state(&mut self, st: State) -> raft::Result<()> {
+    /// Writes the state, with the commit index capped at the durable
+    /// entries (or the new first index), so it never points past the log.
+    fn save_state(&mut self, mut st: State) -> raft::Result<()> {
+        st.hs.commit = self.commit.min(self.durable.max(st.base_index));
         if st == self.st {
             return Ok(());
         }
@@ -278,10 +175,24 @@ impl<D: BlockDevice> Core<D> {
         Ok(())
     }
 
-    fn sync(&mut self) -> raft::Result<()> {
+    /// Makes the entries durable (the commit index stays unsaved).
+    fn sync_entries(&mut self) -> raft::Result<()> {
         self.wal.sync().map_err(wal_err)?;
         self.durable = self.last();
         Ok(())
+    }
+
+    /// Makes everything durable: the entries, then a commit index not yet saved.
+    fn sync(&mut self) -> raft::Result<()> {
+        self.sync_entries()?;
+        self.save_state(self.st.clone())
+    }
+
+    /// The hard state with the current (possibly unsaved) commit index.
+    fn hard_state(&self) -> HardState {
+        let mut hs = self.st.hs.clone();
+        hs.commit = self.commit;
+        hs
     }
 
     fn snapshot_data(&self) -> raft::Result<&[u8]> {
@@ -322,12 +233,15 @@ impl<D: BlockDevice> Core<D> {
                 self.last()
             )));
         }
-        // The commit index never points past durable entries.
-        if hs.commit > self.durable {
-            self.sync()?;
+        self.commit = hs.commit;
+        // Term and vote are durable at once; a new commit index alone waits
+        // for the next state write or `sync` (raft's commit index is volatile).
+        if (hs.term, hs.vote) == (self.st.hs.term, self.st.hs.vote) {
+            return Ok(());
         }
         let mut st = self.st.clone();
-        st.hs = hs.clone();
+        st.hs.term = hs.term;
+        st.hs.vote = hs.vote;
         self.save_state(st)
     }
 
@@ -390,8 +304,8 @@ impl<D: BlockDevice> Core<D> {
         st.base_index = index;
         st.base_term = meta.term;
         st.hs.term = st.hs.term.max(meta.term);
-        st.hs.commit = index;
         st.cs = meta.get_conf_state().clone();
+        self.commit = index;
         self.save_state(st)?;
         // A crash before this compaction is finished at open.
         self.wal.compact(index).map_err(wal_err)?;
@@ -457,6 +371,13 @@ impl<D: BlockDevice> Core<D> {
         if behind {
             self.wal.compact(base).map_err(wal_err)?;
         }
+        if self.wal.first_index().is_none() && self.wal.next_index() > Some(base + 1) {
+            return Err(corrupt(format!(
+                "the empty log continues at {:?}, the state expects {}",
+                self.wal.next_index(),
+                base + 1
+            )));
+        }
         if let Some(first) = self.wal.first_index() {
             if first != base + 1 {
                 return Err(corrupt(format!(
@@ -491,10 +412,13 @@ impl<D: BlockDevice> RaftStorage<D> {
         let mut core = Core {
             wal,
             durable: st.base_index,
+            commit: st.hs.commit,
             st,
             buf: Vec::new(),
         };
         core.recover()?;
+        // What survived is made durable, so the durable index starts at the end.
+        core.sync_entries()?;
         Ok(RaftStorage {
             core: Arc::new(Mutex::new(core)),
         })
@@ -534,17 +458,21 @@ impl<D: BlockDevice> RaftStorage<D> {
         self.lock()?.append(entries)
     }
 
-    /// Saves the hard state (durable on return). If its commit index is past
-    /// the durable entries, the entries are synced first.
+    /// Saves the hard state: a new term or vote is durable on return; a new
+    /// commit index alone is kept in memory and saved with the next state
+    /// write or [`RaftStorage::sync`], capped at the durable entries (raft's
+    /// commit index is volatile: after a crash it may be older, never past
+    /// the log). Refused past the last entry.
     pub fn set_hard_state(&self, hs: &HardState) -> raft::Result<()> {
         self.lock()?.set_hard_state(hs)
     }
 
-    /// Saves a new commit index (a `LightReady`'s `commit_index()`), as
-    /// [`RaftStorage::set_hard_state`] does.
+    /// Sets a new commit index (a `LightReady`'s `commit_index()`), as
+    /// [`RaftStorage::set_hard_state`] does: saved with the next state write
+    /// or [`RaftStorage::sync`].
     pub fn commit_to(&self, index: u64) -> raft::Result<()> {
         let mut c = self.lock()?;
-        let mut hs = c.st.hs.clone();
+        let mut hs = c.hard_state();
         hs.commit = index;
         c.set_hard_state(&hs)
     }
@@ -580,14 +508,17 @@ impl<D: BlockDevice> RaftStorage<D> {
         self.lock()?.compact(compact_index)
     }
 
-    /// Makes the appended entries durable (one device sync).
+    /// Makes everything durable: the appended entries (one device sync) and
+    /// a commit index not yet saved (one metadata write, only if there is one).
     pub fn sync(&self) -> raft::Result<()> {
         self.lock()?.sync()
     }
 
     /// Steps 2 and 3 of the `Ready` loop (see the [module docs](self)):
     /// applies the snapshot if there is one, appends the entries, saves the
-    /// hard state, syncs. The persisted messages may be sent after it returns.
+    /// hard state, syncs the entries (one device sync; a new term or vote
+    /// adds a metadata write). The persisted messages may be sent after it
+    /// returns.
     pub fn persist_ready(&self, rd: &Ready) -> raft::Result<()> {
         let mut c = self.lock()?;
         if !rd.snapshot().is_empty() {
@@ -598,14 +529,14 @@ impl<D: BlockDevice> RaftStorage<D> {
             c.set_hard_state(hs)?;
         }
         if c.durable < c.last() {
-            c.sync()?;
+            c.sync_entries()?;
         }
         Ok(())
     }
 
-    /// The last hard state saved.
+    /// The hard state (its commit index possibly not saved yet).
     pub fn hard_state(&self) -> raft::Result<HardState> {
-        Ok(self.lock()?.st.hs.clone())
+        Ok(self.lock()?.hard_state())
     }
 
     /// The last conf state saved.
@@ -613,8 +544,7 @@ impl<D: BlockDevice> RaftStorage<D> {
         Ok(self.lock()?.st.cs.clone())
     }
 
-    /// Highest log index known durable (synced since the store was opened;
-    /// after an open, the index before the first entry until the first sync).
+    /// Highest log index known durable (0 if a thread panicked in the store).
     pub fn durable_index(&self) -> u64 {
         self.lock().map_or(0, |c| c.durable)
     }
@@ -640,7 +570,7 @@ impl<D: BlockDevice> RaftStorage<D> {
 impl<D: BlockDevice> raft::Storage for RaftStorage<D> {
     fn initial_state(&self) -> raft::Result<RaftState> {
         let c = self.lock()?;
-        let mut hs = c.st.hs.clone();
+        let mut hs = c.hard_state();
         // Entries up to the snapshot were applied, so committed; raft-rs
         // wants the commit index at least `first_index() - 1`.
         hs.commit = hs.commit.max(c.st.snap.index).max(c.st.base_index);
