@@ -112,7 +112,9 @@ function onStatus(n, s) {
   }
   if (lead && killedLeaderAt !== null) {
     metrics.elections.push({ after: killedLeaderAt.what, ms: now - killedLeaderAt.t, leader: lead });
-    logLine(`node ${lead} elected ${(now - killedLeaderAt.t).toFixed(0)} ms after ${killedLeaderAt.what}`);
+    const text = `node ${lead} elected ${(now - killedLeaderAt.t).toFixed(0)} ms after ${killedLeaderAt.what}`;
+    $('banner').textContent = text;
+    logLine(text);
     killedLeaderAt = null;
   }
   if (metrics.recoveredAt === null && metrics.openedAt !== null && lead) {
