@@ -2,8 +2,8 @@
 //! workload (appends, conflicting appends, hard states, conf states,
 //! snapshots created and applied, compactions, syncs) runs once on a
 //! recording `SimDevice`; then the power is cut at every device operation,
-//! each cut played out several ways (unsynced writes kept or lost, the write
-//! in flight torn with old bytes or garbage). After each cut the store is
+//! each cut played out six ways (unsynced writes all kept, all lost or some,
+//! the write in flight torn at several points with old bytes, zeros or garbage). After each cut the store is
 //! reopened and checked against a model of the workload:
 //!
 //! - it opens, and raft-rs itself accepts it (`RawNode::new` checks that the
@@ -79,6 +79,12 @@ fn workload() -> Vec<Op> {
             w.push(Compact(from));
         }
     }
+    // A snapshot whose index is inside the log (on another branch): the
+    // entries after it go too.
+    w.push(Append(56, 4, 4));
+    w.push(ApplySnapshot(57, 5, vec![1, 2, 3]));
+    w.push(Append(58, 2, 5));
+    w.push(Sync);
     w
 }
 
@@ -412,6 +418,18 @@ fn plans(dev: &SimDevice, k: u64) -> Vec<CutPlan> {
             torn_at: tear.saturating_sub(1),
             fill: TornFill::Old,
             seed: k,
+        },
+        CutPlan {
+            survivors: Survivors::Mask(0xaaaa_aaaa_aaaa_aaaa),
+            torn_at: tear / 4,
+            fill: TornFill::Zeros,
+            seed: k,
+        },
+        CutPlan {
+            survivors: Survivors::Random,
+            torn_at: tear * 3 / 4,
+            fill: TornFill::GarbageOne,
+            seed: k ^ 0x5eed,
         },
     ]
 }

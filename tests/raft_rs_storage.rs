@@ -459,6 +459,54 @@ fn stores_can_move_between_threads() {
         .unwrap();
 }
 
+fn damaged_body<B: Bench>(b: &mut B) {
+    let name = b.name();
+    let is_corrupt = |e: &raft::Error| match e {
+        raft::Error::Store(StorageError::Other(x)) => matches!(
+            x.downcast_ref::<blockwal::raft_rs::StoreError>(),
+            Some(blockwal::raft_rs::StoreError::Corrupt(_))
+        ),
+        _ => false,
+    };
+    // A state value that does not decode.
+    let mut w = b.fresh();
+    w.set_meta(blockwal::raft_rs::STATE_KEY, b"\x01\x05")
+        .unwrap();
+    let e = RaftStorage::open(w).unwrap_err();
+    assert!(is_corrupt(&e), "{name}: {e:?}");
+    // A log written by something else: entries from 7 with no raft-rs state.
+    let mut w = b.fresh();
+    w.append(7, b"not a raft-rs entry").unwrap();
+    let e = RaftStorage::open(w).unwrap_err();
+    assert!(is_corrupt(&e), "{name}: {e:?}");
+    // Entries that do not decode: reading them is an error, not a panic.
+    let mut w = b.fresh();
+    w.append(1, b"\x09garbage").unwrap();
+    let s = RaftStorage::open(w).unwrap();
+    let e = s.entries(1, 2, None, ctx()).unwrap_err();
+    assert!(is_corrupt(&e), "{name}: {e:?}");
+    assert!(is_corrupt(&s.term(1).unwrap_err()), "{name}");
+    // A snapshot whose data slot is gone.
+    let s = RaftStorage::open(b.fresh()).unwrap();
+    s.apply_snapshot(&snap(3, 1, &[1])).unwrap();
+    let mut w = s.into_wal().unwrap();
+    for k in blockwal::raft_rs::SNAPSHOT_KEYS {
+        w.remove_meta(k).unwrap();
+    }
+    let e = RaftStorage::open(w).unwrap_err();
+    assert!(is_corrupt(&e), "{name}: {e:?}");
+    assert!(
+        e.to_string().contains("snapshot 3 has no data"),
+        "{name}: {e}"
+    );
+}
+
+#[test]
+fn damaged_or_foreign_state_is_refused() {
+    damaged_body(&mut MemBench);
+    damaged_body(&mut FileBench::new());
+}
+
 // ----- reopen after each kind of change ---------------------------------------
 
 fn reopen_body<B: Bench>(b: &mut B) {
