@@ -8,6 +8,9 @@
 #      a second tab; real kills: Chromium SIGKILLed mid-stream and restarted
 #      on the same profile, every synced entry checked
 #   4. the A/B benchmark (blockwal vs a raw sync access handle), printed
+#   5. targets/browser/driver/demo.py: the Raft demo page (raft-rs nodes in
+#      workers on OPFS) with a killed leader and Chromium SIGKILLed mid-write;
+#      prints election time, commit latency and recovery time
 # Exits non-zero on the first failure. Needs what scripts/setup.sh installs
 # (chromium, chromium-driver, the wasm32 target, wasm-bindgen-cli matching
 # targets/browser/Cargo.lock).
@@ -63,6 +66,9 @@ timeout 600 python3 driver/run.py persist --no-build --kind wal --cycles 3 || fa
 step "Chromium SIGKILLed mid-stream, restarted on the same profile: Wal, batches of 16"
 timeout 600 python3 driver/run.py persist --no-build --kind wal --batch 16 --cycles 2 ||
   fail "persistence (wal, batches)"
+
+step "the Raft demo: a leader killed, Chromium SIGKILLed mid-write, every acknowledged write back"
+timeout 600 python3 driver/demo.py --no-build || fail "the Raft demo"
 
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
   step "benchmark: appends + flush per second in a dedicated worker, A/B alternated"

@@ -2,8 +2,8 @@
 //! workload (appends, conflicting appends, hard states, conf states,
 //! snapshots created and applied, compactions, syncs) runs once on a
 //! recording `SimDevice`; then the power is cut at every device operation,
-//! each cut played out several ways (unsynced writes kept or lost, the write
-//! in flight torn with old bytes or garbage). After each cut the store is
+//! each cut played out six ways (unsynced writes all kept, all lost or some,
+//! the write in flight torn at several points with old bytes, zeros or garbage). After each cut the store is
 //! reopened and checked against a model of the workload:
 //!
 //! - it opens, and raft-rs itself accepts it (`RawNode::new` checks that the
@@ -79,6 +79,12 @@ fn workload() -> Vec<Op> {
             w.push(Compact(from));
         }
     }
+    // A snapshot whose index is inside the log (on another branch): the
+    // entries after it go too.
+    w.push(Append(56, 4, 4));
+    w.push(ApplySnapshot(57, 5, vec![1, 2, 3]));
+    w.push(Append(58, 2, 5));
+    w.push(Sync);
     w
 }
 
@@ -109,6 +115,9 @@ struct Model {
     snap: Option<(u64, u64, ConfState, Vec<u8>)>,
     /// Entries up to here are durable.
     durable: u64,
+    /// The commit index in the saved state (raft's commit index is volatile:
+    /// `hs.commit` is saved with the next state write, capped at the log).
+    saved_commit: u64,
 }
 
 impl Model {
@@ -128,16 +137,14 @@ impl Model {
         }
     }
 
-    fn commit(&mut self, c: u64) {
-        if c > self.durable {
-            self.durable = self.last();
-        }
-        self.hs.commit = c;
-    }
-
     /// The model after `op`.
     fn after(&self, op: &Op) -> Model {
         let mut m = self.clone();
+        let saves = match op {
+            Op::Hs(t, v, _) => (*t, *v) != (m.hs.term, m.hs.vote),
+            Op::Append(..) | Op::CommitTo(_) => false,
+            _ => true,
+        };
         match op {
             Op::Init(v) => m.cs = voters(v),
             Op::Append(from, n, term) => {
@@ -153,9 +160,9 @@ impl Model {
             Op::Hs(t, v, c) => {
                 m.hs.term = *t;
                 m.hs.vote = *v;
-                m.commit(*c);
+                m.hs.commit = *c;
             }
-            Op::CommitTo(c) => m.commit(*c),
+            Op::CommitTo(c) => m.hs.commit = *c,
             Op::Cs(v) => m.cs = voters(v),
             Op::CreateSnapshot(i, v) => {
                 m.snap = Some((*i, m.term(*i), voters(v), snap_data(*i)));
@@ -173,6 +180,9 @@ impl Model {
                 m.cs = voters(v);
                 m.durable = *i;
             }
+        }
+        if saves {
+            m.saved_commit = m.hs.commit.min(m.durable.max(m.base.0));
         }
         m
     }
@@ -309,10 +319,12 @@ fn check(s: &RaftStorage<SimDevice>, allowed: &[Model]) -> Result<(), String> {
     });
     let base = (first - 1, s.term(first - 1).map_err(|e| e.to_string())?);
     // Durable state: all of one model (old or new), never a mix.
-    let Some(m) = allowed
-        .iter()
-        .find(|m| m.hs == hs && m.cs == cs && m.snap == snap && m.base == base)
-    else {
+    let Some(m) = allowed.iter().find(|m| {
+        (m.hs.term, m.hs.vote, m.saved_commit) == (hs.term, hs.vote, hs.commit)
+            && m.cs == cs
+            && m.snap == snap
+            && m.base == base
+    }) else {
         return Err(format!(
             "state hs {hs:?} cs {:?} snap {:?} base {base:?} matches no model",
             cs.voters,
@@ -406,6 +418,18 @@ fn plans(dev: &SimDevice, k: u64) -> Vec<CutPlan> {
             torn_at: tear.saturating_sub(1),
             fill: TornFill::Old,
             seed: k,
+        },
+        CutPlan {
+            survivors: Survivors::Mask(0xaaaa_aaaa_aaaa_aaaa),
+            torn_at: tear / 4,
+            fill: TornFill::Zeros,
+            seed: k,
+        },
+        CutPlan {
+            survivors: Survivors::Random,
+            torn_at: tear * 3 / 4,
+            fill: TornFill::GarbageOne,
+            seed: k ^ 0x5eed,
         },
     ]
 }

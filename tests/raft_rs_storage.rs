@@ -459,6 +459,54 @@ fn stores_can_move_between_threads() {
         .unwrap();
 }
 
+fn damaged_body<B: Bench>(b: &mut B) {
+    let name = b.name();
+    let is_corrupt = |e: &raft::Error| match e {
+        raft::Error::Store(StorageError::Other(x)) => matches!(
+            x.downcast_ref::<blockwal::raft_rs::StoreError>(),
+            Some(blockwal::raft_rs::StoreError::Corrupt(_))
+        ),
+        _ => false,
+    };
+    // A state value that does not decode.
+    let mut w = b.fresh();
+    w.set_meta(blockwal::raft_rs::STATE_KEY, b"\x01\x05")
+        .unwrap();
+    let e = RaftStorage::open(w).unwrap_err();
+    assert!(is_corrupt(&e), "{name}: {e:?}");
+    // A log written by something else: entries from 7 with no raft-rs state.
+    let mut w = b.fresh();
+    w.append(7, b"not a raft-rs entry").unwrap();
+    let e = RaftStorage::open(w).unwrap_err();
+    assert!(is_corrupt(&e), "{name}: {e:?}");
+    // Entries that do not decode: reading them is an error, not a panic.
+    let mut w = b.fresh();
+    w.append(1, b"\x09garbage").unwrap();
+    let s = RaftStorage::open(w).unwrap();
+    let e = s.entries(1, 2, None, ctx()).unwrap_err();
+    assert!(is_corrupt(&e), "{name}: {e:?}");
+    assert!(is_corrupt(&s.term(1).unwrap_err()), "{name}");
+    // A snapshot whose data slot is gone.
+    let s = RaftStorage::open(b.fresh()).unwrap();
+    s.apply_snapshot(&snap(3, 1, &[1])).unwrap();
+    let mut w = s.into_wal().unwrap();
+    for k in blockwal::raft_rs::SNAPSHOT_KEYS {
+        w.remove_meta(k).unwrap();
+    }
+    let e = RaftStorage::open(w).unwrap_err();
+    assert!(is_corrupt(&e), "{name}: {e:?}");
+    assert!(
+        e.to_string().contains("snapshot 3 has no data"),
+        "{name}: {e}"
+    );
+}
+
+#[test]
+fn damaged_or_foreign_state_is_refused() {
+    damaged_body(&mut MemBench);
+    damaged_body(&mut FileBench::new());
+}
+
 // ----- reopen after each kind of change ---------------------------------------
 
 fn reopen_body<B: Bench>(b: &mut B) {
@@ -517,20 +565,33 @@ fn reopen_after_each_kind_of_change() {
 }
 
 fn unsynced_body<B: Bench>(b: &mut B) {
-    // Reopened without a sync: whatever survived is a prefix, the hard state
-    // never commits past it (it synced the entries itself).
+    let name = b.name();
+    // Term and vote are durable at once; the commit index is saved with the
+    // next state write or sync, never past the durable entries.
     let s = RaftStorage::open(b.fresh()).unwrap();
     s.append(&(1..=5).map(|i| ent(i, 1)).collect::<Vec<_>>())
         .unwrap();
     s.set_hard_state(&hs(1, 1, 3)).unwrap();
-    assert_eq!(s.durable_index(), 5);
+    assert_eq!(s.durable_index(), 0, "{name}");
+    assert_eq!(s.hard_state().unwrap(), hs(1, 1, 3), "{name}");
+    let s = RaftStorage::open(b.reopen(s.into_wal().unwrap())).unwrap();
+    let h = s.hard_state().unwrap();
+    assert_eq!((h.term, h.vote), (1, 1), "{name}");
+    assert!(h.commit <= s.last_index().unwrap(), "{name}: {h:?}");
+    // After a sync the commit index is saved too.
+    let s = RaftStorage::open(b.fresh()).unwrap();
+    s.append(&(1..=5).map(|i| ent(i, 1)).collect::<Vec<_>>())
+        .unwrap();
+    s.set_hard_state(&hs(1, 1, 3)).unwrap();
+    s.sync().unwrap();
+    assert_eq!(s.durable_index(), 5, "{name}");
     s.append(&(6..=9).map(|i| ent(i, 1)).collect::<Vec<_>>())
         .unwrap();
-    assert_eq!(s.durable_index(), 5);
+    s.commit_to(4).unwrap();
     let s = RaftStorage::open(b.reopen(s.into_wal().unwrap())).unwrap();
     let last = s.last_index().unwrap();
-    assert!((5..=9).contains(&last), "{}: last {last}", b.name());
-    assert_eq!(s.initial_state().unwrap().hard_state, hs(1, 1, 3));
+    assert!((5..=9).contains(&last), "{name}: last {last}");
+    assert_eq!(s.hard_state().unwrap(), hs(1, 1, 3), "{name}");
 }
 
 #[test]

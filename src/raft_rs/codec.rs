@@ -279,6 +279,20 @@ mod tests {
         assert!(decode_state(&[V1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
     }
 
+    proptest::proptest! {
+        /// Any stored bytes decode or are refused, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(b in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let _ = decode_entry(1, &b);
+            let _ = entry_term(&b);
+            let _ = decode_state(&b);
+            let _ = decode_snap_data(&b);
+            let mut v = vec![V1];
+            v.extend_from_slice(&b);
+            let _ = decode_state(&v);
+        }
+    }
+
     #[test]
     fn snapshot_data_round_trips() {
         let b = encode_snap_data(9, 2, b"kv");

@@ -118,6 +118,9 @@ struct Core<D: BlockDevice> {
     st: State,
     /// Highest index known durable (synced since open).
     durable: u64,
+    /// The commit index raft-rs gave last; `st.hs.commit` is its saved copy,
+    /// capped at the durable entries.
+    commit: u64,
     /// Encoding buffer, reused.
     buf: Vec<u8>,
 }
@@ -159,7 +162,10 @@ impl<D: BlockDevice> Core<D> {
         codec::decode_entry(idx, &self.raw(idx)?).map_err(|w| corrupt(format!("entry {idx}: {w}")))
     }
 
-    fn save_state(&mut self, st: State) -> raft::Result<()> {
+    /// Writes the state, with the commit index capped at the durable
+    /// entries (or the new first index), so it never points past the log.
+    fn save_state(&mut self, mut st: State) -> raft::Result<()> {
+        st.hs.commit = self.commit.min(self.durable.max(st.base_index));
         if st == self.st {
             return Ok(());
         }
@@ -169,10 +175,24 @@ impl<D: BlockDevice> Core<D> {
         Ok(())
     }
 
-    fn sync(&mut self) -> raft::Result<()> {
+    /// Makes the entries durable (the commit index stays unsaved).
+    fn sync_entries(&mut self) -> raft::Result<()> {
         self.wal.sync().map_err(wal_err)?;
         self.durable = self.last();
         Ok(())
+    }
+
+    /// Makes everything durable: the entries, then a commit index not yet saved.
+    fn sync(&mut self) -> raft::Result<()> {
+        self.sync_entries()?;
+        self.save_state(self.st.clone())
+    }
+
+    /// The hard state with the current (possibly unsaved) commit index.
+    fn hard_state(&self) -> HardState {
+        let mut hs = self.st.hs.clone();
+        hs.commit = self.commit;
+        hs
     }
 
     fn snapshot_data(&self) -> raft::Result<&[u8]> {
@@ -213,12 +233,15 @@ impl<D: BlockDevice> Core<D> {
                 self.last()
             )));
         }
-        // The commit index never points past durable entries.
-        if hs.commit > self.durable {
-            self.sync()?;
+        self.commit = hs.commit;
+        // Term and vote are durable at once; a new commit index alone waits
+        // for the next state write or `sync` (raft's commit index is volatile).
+        if (hs.term, hs.vote) == (self.st.hs.term, self.st.hs.vote) {
+            return Ok(());
         }
         let mut st = self.st.clone();
-        st.hs = hs.clone();
+        st.hs.term = hs.term;
+        st.hs.vote = hs.vote;
         self.save_state(st)
     }
 
@@ -281,8 +304,8 @@ impl<D: BlockDevice> Core<D> {
         st.base_index = index;
         st.base_term = meta.term;
         st.hs.term = st.hs.term.max(meta.term);
-        st.hs.commit = index;
         st.cs = meta.get_conf_state().clone();
+        self.commit = index;
         self.save_state(st)?;
         // A crash before this compaction is finished at open.
         self.wal.compact(index).map_err(wal_err)?;
@@ -348,6 +371,13 @@ impl<D: BlockDevice> Core<D> {
         if behind {
             self.wal.compact(base).map_err(wal_err)?;
         }
+        if self.wal.first_index().is_none() && self.wal.next_index() > Some(base + 1) {
+            return Err(corrupt(format!(
+                "the empty log continues at {:?}, the state expects {}",
+                self.wal.next_index(),
+                base + 1
+            )));
+        }
         if let Some(first) = self.wal.first_index() {
             if first != base + 1 {
                 return Err(corrupt(format!(
@@ -382,10 +412,13 @@ impl<D: BlockDevice> RaftStorage<D> {
         let mut core = Core {
             wal,
             durable: st.base_index,
+            commit: st.hs.commit,
             st,
             buf: Vec::new(),
         };
         core.recover()?;
+        // What survived is made durable, so the durable index starts at the end.
+        core.sync_entries()?;
         Ok(RaftStorage {
             core: Arc::new(Mutex::new(core)),
         })
@@ -425,17 +458,21 @@ impl<D: BlockDevice> RaftStorage<D> {
         self.lock()?.append(entries)
     }
 
-    /// Saves the hard state (durable on return). If its commit index is past
-    /// the durable entries, the entries are synced first.
+    /// Saves the hard state: a new term or vote is durable on return; a new
+    /// commit index alone is kept in memory and saved with the next state
+    /// write or [`RaftStorage::sync`], capped at the durable entries (raft's
+    /// commit index is volatile: after a crash it may be older, never past
+    /// the log). Refused past the last entry.
     pub fn set_hard_state(&self, hs: &HardState) -> raft::Result<()> {
         self.lock()?.set_hard_state(hs)
     }
 
-    /// Saves a new commit index (a `LightReady`'s `commit_index()`), as
-    /// [`RaftStorage::set_hard_state`] does.
+    /// Sets a new commit index (a `LightReady`'s `commit_index()`), as
+    /// [`RaftStorage::set_hard_state`] does: saved with the next state write
+    /// or [`RaftStorage::sync`].
     pub fn commit_to(&self, index: u64) -> raft::Result<()> {
         let mut c = self.lock()?;
-        let mut hs = c.st.hs.clone();
+        let mut hs = c.hard_state();
         hs.commit = index;
         c.set_hard_state(&hs)
     }
@@ -471,14 +508,17 @@ impl<D: BlockDevice> RaftStorage<D> {
         self.lock()?.compact(compact_index)
     }
 
-    /// Makes the appended entries durable (one device sync).
+    /// Makes everything durable: the appended entries (one device sync) and
+    /// a commit index not yet saved (one metadata write, only if there is one).
     pub fn sync(&self) -> raft::Result<()> {
         self.lock()?.sync()
     }
 
     /// Steps 2 and 3 of the `Ready` loop (see the [module docs](self)):
     /// applies the snapshot if there is one, appends the entries, saves the
-    /// hard state, syncs. The persisted messages may be sent after it returns.
+    /// hard state, syncs the entries (one device sync; a new term or vote
+    /// adds a metadata write). The persisted messages may be sent after it
+    /// returns.
     pub fn persist_ready(&self, rd: &Ready) -> raft::Result<()> {
         let mut c = self.lock()?;
         if !rd.snapshot().is_empty() {
@@ -489,14 +529,14 @@ impl<D: BlockDevice> RaftStorage<D> {
             c.set_hard_state(hs)?;
         }
         if c.durable < c.last() {
-            c.sync()?;
+            c.sync_entries()?;
         }
         Ok(())
     }
 
-    /// The last hard state saved.
+    /// The hard state (its commit index possibly not saved yet).
     pub fn hard_state(&self) -> raft::Result<HardState> {
-        Ok(self.lock()?.st.hs.clone())
+        Ok(self.lock()?.hard_state())
     }
 
     /// The last conf state saved.
@@ -504,8 +544,7 @@ impl<D: BlockDevice> RaftStorage<D> {
         Ok(self.lock()?.st.cs.clone())
     }
 
-    /// Highest log index known durable (synced since the store was opened;
-    /// after an open, the index before the first entry until the first sync).
+    /// Highest log index known durable (0 if a thread panicked in the store).
     pub fn durable_index(&self) -> u64 {
         self.lock().map_or(0, |c| c.durable)
     }
@@ -531,7 +570,7 @@ impl<D: BlockDevice> RaftStorage<D> {
 impl<D: BlockDevice> raft::Storage for RaftStorage<D> {
     fn initial_state(&self) -> raft::Result<RaftState> {
         let c = self.lock()?;
-        let mut hs = c.st.hs.clone();
+        let mut hs = c.hard_state();
         // Entries up to the snapshot were applied, so committed; raft-rs
         // wants the commit index at least `first_index() - 1`.
         hs.commit = hs.commit.max(c.st.snap.index).max(c.st.base_index);

@@ -8,6 +8,7 @@
 //! - This library: helpers for those tests, and the functions the
 //!   kill/restart driver (`driver/run.py`) and the benchmark call from a
 //!   worker (`www/worker.js`, built with `wasm-bindgen --target web`).
+//! - [`demo`]: the Raft demo's node (`www/demo.html`, `driver/demo.py`).
 
 #![deny(missing_docs)]
 
@@ -23,6 +24,7 @@ use web_sys::{
 };
 
 pub mod bench;
+pub mod demo;
 pub mod persist;
 
 /// Options for a log in the browser: the crate is built without `std` here
