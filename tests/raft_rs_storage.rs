@@ -751,7 +751,7 @@ fn syncs_for(writes: usize) -> u64 {
     };
     let mut node = RawNode::new(&config, store.clone(), &logger).unwrap();
     node.campaign().unwrap();
-    let mut step = |node: &mut RawNode<RaftStorage<SimDevice>>| {
+    let step = |node: &mut RawNode<RaftStorage<SimDevice>>| {
         while node.has_ready() {
             let mut rd = node.ready();
             store.persist_ready(&rd).unwrap();
