@@ -303,6 +303,31 @@ impl Cluster {
         Ok(())
     }
 
+    /// After `catch_up`: every live node's state machine is the same.
+    fn check_same(&self, when: &str) -> Res<()> {
+        let mut it = self.nodes.values();
+        let Some(first) = it.next() else {
+            return Ok(());
+        };
+        for n in it {
+            if n.kv != first.kv {
+                return Err(format!(
+                    "{when}: node {} has {} keys, node {} has {} (or other values)",
+                    n.id,
+                    n.kv.len(),
+                    first.id,
+                    first.kv.len()
+                ));
+            }
+        }
+        println!(
+            "check ({when}): the {} nodes' state machines are identical ({} keys)",
+            self.nodes.len(),
+            first.kv.len()
+        );
+        Ok(())
+    }
+
     /// Ticks until every live node applied the leader's commit index.
     fn catch_up(&mut self) -> Res<u64> {
         let t0 = self.ticks;
@@ -417,6 +442,7 @@ fn run(base: &Path) -> Res<()> {
         c.nodes[&l].applied, c.nodes[&l].snapshots_in
     );
     c.check(&acked, "killed leader restarted")?;
+    c.check_same("killed leader restarted")?;
     let survived = in_flight
         .iter()
         .filter(|w| {
@@ -444,6 +470,7 @@ fn run(base: &Path) -> Res<()> {
     ack(&mut acked, &ok);
     c.catch_up()?;
     c.check(&acked, "whole cluster restarted")?;
+    c.check_same("whole cluster restarted")?;
     Ok(())
 }
 

@@ -727,3 +727,59 @@ fn differential_against_memstorage() {
         differential_body(&mut FileBench::new(), seed * 0x85eb_ca6b);
     }
 }
+
+// ----- device syncs per write -------------------------------------------------
+
+/// Device syncs a single node issues for `writes` client writes, each
+/// handled through the `Ready` loop of the module docs.
+fn syncs_for(writes: usize) -> u64 {
+    use blockwal::{Geometry, SimConfig, SimDevice, Wal};
+    let mut cfg = SimConfig::new(Geometry {
+        block_size: 4096,
+        program_size: 1,
+        block_count: 8,
+        erase_value: None,
+    });
+    cfg.max_blocks = 64;
+    cfg.record = false;
+    let store = RaftStorage::open(Wal::open(SimDevice::new(cfg)).unwrap()).unwrap();
+    store.initialize_with_conf_state(voters(&[1])).unwrap();
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let config = Config {
+        id: 1,
+        ..Default::default()
+    };
+    let mut node = RawNode::new(&config, store.clone(), &logger).unwrap();
+    node.campaign().unwrap();
+    let step = |node: &mut RawNode<RaftStorage<SimDevice>>| {
+        while node.has_ready() {
+            let mut rd = node.ready();
+            store.persist_ready(&rd).unwrap();
+            let _ = rd.take_committed_entries();
+            let mut light = node.advance(rd);
+            if let Some(c) = light.commit_index() {
+                store.commit_to(c).unwrap();
+            }
+            let _ = light.take_committed_entries();
+            node.advance_apply();
+        }
+    };
+    step(&mut node);
+    for i in 0..writes {
+        node.propose(vec![], format!("k{i}=v").into_bytes())
+            .unwrap();
+        step(&mut node);
+    }
+    assert_eq!(node.raft.raft_log.applied, writes as u64 + 1);
+    drop(node);
+    let dev = store.into_wal().unwrap().into_device();
+    dev.stats().syncs
+}
+
+#[test]
+fn one_device_sync_per_write_in_steady_state() {
+    // The commit index rides along with the next state write: a write costs
+    // the entries' sync only.
+    let (a, b) = (syncs_for(10), syncs_for(40));
+    assert_eq!(b - a, 30, "syncs: {a} for 10 writes, {b} for 40");
+}

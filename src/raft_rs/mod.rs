@@ -562,6 +562,7 @@ impl<D: BlockDevice> RaftStorage<D> {
     }
 
     /// Runs `f` on the log (for statistics: memory, geometry, metadata).
+    /// The store is locked meanwhile: `f` must not call the store.
     pub fn with_wal<R>(&self, f: impl FnOnce(&Wal<D>) -> R) -> raft::Result<R> {
         Ok(f(&self.lock()?.wal))
     }
