@@ -78,6 +78,6 @@ if [ "${SIZE_DETAIL:-0}" = 1 ]; then
 fi
 budget=12288
 if [ $((wal_text - base_text)) -gt "$budget" ]; then
-  echo "cortex-m-size: core .text is over the $budget-byte budget of DESIGN.md" >&2
+  echo "cortex-m-size: core .text is over the $budget-byte budget" >&2
   if [ "${STRICT_SIZE:-0}" = 1 ]; then exit 1; fi
 fi

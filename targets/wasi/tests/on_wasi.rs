@@ -18,7 +18,10 @@ use blockwal::{FileDevice, Options, RaftWal};
 /// A fresh directory under the preopened `/data`.
 fn fresh(what: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
-    let dir = PathBuf::from(format!("/data/{what}-{}", N.fetch_add(1, Ordering::Relaxed)));
+    let dir = PathBuf::from(format!(
+        "/data/{what}-{}",
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -59,7 +62,10 @@ fn no_lock_on_wasi() {
     let dir = fresh("lock");
     let first = RaftWal::open(&dir).expect("first open");
     let second = RaftWal::open(&dir);
-    assert!(second.is_ok(), "WASI gained file locks: update FileDevice's docs");
+    assert!(
+        second.is_ok(),
+        "WASI gained file locks: update FileDevice's docs"
+    );
     drop(first);
 }
 
