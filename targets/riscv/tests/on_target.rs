@@ -5,14 +5,17 @@
 #![no_std]
 #![no_main]
 
-use blockwal_riscv::{run_tests, Host, Semihosting};
 use blockwal_firmware_tests::{init_heap, say};
+use blockwal_riscv::{run_tests, Host, Semihosting};
 use riscv_rt::entry;
 
 #[entry]
 fn main() -> ! {
     init_heap();
-    say!(Semihosting, "blockwal on-target tests (RISC-V rv32imac, QEMU virt)");
+    say!(
+        Semihosting,
+        "blockwal on-target tests (RISC-V rv32imac, QEMU virt)"
+    );
     let ok = run_tests(&Semihosting, "riscv", "target/one-format-flash.img");
     Semihosting.exit(ok)
 }

@@ -4,8 +4,8 @@
 #![no_std]
 #![no_main]
 
-use blockwal_riscv::{run_firmware, Host, Semihosting};
 use blockwal_firmware_tests::raft_node;
+use blockwal_riscv::{run_firmware, Host, Semihosting};
 use riscv_rt::entry;
 
 #[entry]
