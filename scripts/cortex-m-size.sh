@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# What blockwal costs a Cortex-M4 firmware: builds the `baseline` and `wal`
-# images of targets/cortex-m (release: opt-level "z", LTO, one codegen unit,
-# panic = abort) and prints
+# What blockwal costs a Cortex-M4 firmware (or, with the argument `riscv`, a
+# RISC-V rv32imac one): builds the `baseline` and `wal` images of
+# targets/cortex-m (targets/riscv) (release: opt-level "z", LTO, one codegen
+# unit, panic = abort) and prints
 #   core .text bytes: N     .text of `wal` minus .text of `baseline`
 #   core .rodata bytes: N   the same for .rodata (tables, constants)
 #   wal heap bytes: N       peak heap the `wal` workload used, run in QEMU
 # SIZE_DETAIL=1 also lists the largest symbols of `wal` (needs llvm-nm or nm).
-# Needs the thumbv7em-none-eabihf target and qemu-system-arm (scripts/setup.sh).
+# Needs the target and QEMU (qemu-system-arm, qemu-system-riscv32): scripts/setup.sh.
+#   usage: scripts/cortex-m-size.sh [cortex-m|riscv]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-crate="$root/targets/cortex-m"
+arch=${1:-cortex-m}
+crate="$root/targets/$arch"
+[ -f "$crate/.cargo/config.toml" ] || { echo "cortex-m-size: no target crate $crate" >&2; exit 1; }
+triple=$(awk -F'"' '/^target = / { print $2; exit }' "$crate/.cargo/config.toml")
 export CARGO_TARGET_DIR="$crate/target"
 cd "$crate"
 
 cargo build --release --bins -q
-out="$CARGO_TARGET_DIR/thumbv7em-none-eabihf/release"
+out="$CARGO_TARGET_DIR/$triple/release"
+echo "target: $triple"
 
 # Size of section $2 of ELF $1, in bytes: a size tool if there is one, else
 # readelf's section table, else a few lines of python reading the ELF header.
@@ -78,6 +84,6 @@ if [ "${SIZE_DETAIL:-0}" = 1 ]; then
 fi
 budget=12288
 if [ $((wal_text - base_text)) -gt "$budget" ]; then
-  echo "cortex-m-size: core .text is over the $budget-byte budget of DESIGN.md" >&2
+  echo "cortex-m-size: core .text is over the $budget-byte budget" >&2
   if [ "${STRICT_SIZE:-0}" = 1 ]; then exit 1; fi
 fi

@@ -8,6 +8,10 @@ need_apt=()
 command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+command -v qemu-system-riscv32 >/dev/null || need_apt+=(qemu-system-misc)
+command -v wineboot >/dev/null || need_apt+=(wine wine64)
+command -v x86_64-w64-mingw32-gcc >/dev/null || need_apt+=(mingw-w64)
+python3 -c 'import wasmtime' 2>/dev/null || python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -15,9 +19,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get -o DPkg::Lock::Timeout=900 install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-for t in wasm32-unknown-unknown thumbv7em-none-eabihf; do
+for t in wasm32-unknown-unknown thumbv7em-none-eabihf riscv32imac-unknown-none-elf \
+  wasm32-wasip1 x86_64-pc-windows-gnu aarch64-apple-darwin x86_64-apple-darwin; do
   rustup target list --installed | grep -qx "$t" || rustup target add "$t"
 done
+
+# The WASI tier's runtime: Wasmtime, from PyPI.
+python3 -c 'import wasmtime' 2>/dev/null ||
+  python3 -m pip install -q wasmtime || python3 -m pip install -q --break-system-packages wasmtime
 
 # wasm-bindgen-cli must match the wasm-bindgen version locked by the browser crate.
 lock=targets/browser/Cargo.lock

@@ -29,7 +29,7 @@ cargo run -q --release --example raft_rs_cluster --features raft-rs
 step "no_std core builds for thumbv7em"
 cargo build -q --release --lib --no-default-features --target thumbv7em-none-eabihf
 
-for tier in cortex-m browser; do
+for tier in cortex-m browser macos windows wasi riscv; do
   if [ -f "scripts/test-$tier.sh" ]; then
     step "$tier"
     bash "scripts/test-$tier.sh"

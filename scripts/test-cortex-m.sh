@@ -11,5 +11,10 @@ fi
 cd "$root/targets/cortex-m"
 export CARGO_TARGET_DIR="$PWD/target"
 # Each QEMU run is bounded: a hang on the emulated chip fails instead of stalling CI.
+rm -f target/one-format-flash.img
 timeout 600 cargo test
 bash "$root/scripts/cortex-m-size.sh"
+# The flash image the firmware wrote (one_format_image), opened on Linux.
+cd "$root"
+BLOCKWAL_FORMAT_CHECK="flash:targets/cortex-m/target/one-format-flash.img" cargo test -q --release \
+  --all-features --test one_format logs_written_elsewhere_open_here -- --nocapture

@@ -21,7 +21,7 @@ mod recovery;
 pub mod verify;
 mod wal;
 
-#[cfg(all(feature = "std", unix))]
+#[cfg(feature = "std")]
 mod raft_wal;
 
 pub use device::{BlockDevice, Geometry};
@@ -38,9 +38,9 @@ pub use devices::sim::{
 pub use error::Error;
 pub use wal::{Entry, Iter, Wal, WalOptions};
 
-#[cfg(all(feature = "std", unix))]
-pub use devices::file::FileDevice;
-#[cfg(all(feature = "std", unix))]
+#[cfg(feature = "std")]
+pub use devices::file::{FileDevice, FileError, FileOp};
+#[cfg(feature = "std")]
 pub use devices::image::ImageDevice;
-#[cfg(all(feature = "std", unix))]
+#[cfg(feature = "std")]
 pub use raft_wal::{Options, RaftWal};

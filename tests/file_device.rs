@@ -1,11 +1,16 @@
 //! File-specific promises: the directory lock, the capacity limit behaving
-//! like a full disk, and the `raft-wal`-shaped API of `RaftWal`.
+//! like a full disk, the directory sync of a new log, errors that name the
+//! file, and the `raft-wal`-shaped API of `RaftWal`. Runs on Linux, and
+//! under wine (Windows) in scripts/test-platforms.sh.
 
 use std::borrow::Cow;
+use std::error::Error as _;
+use std::io;
 use std::sync::Mutex;
 
 use blockwal::conformance::{payload, run_all};
-use blockwal::{Entry, Error, FileDevice, Options, RaftWal};
+use blockwal::{BlockDevice, Entry, Error, FileDevice, FileError, FileOp, ImageDevice};
+use blockwal::{Options, RaftWal};
 
 /// Serialises the tests of this binary: between `fork` and `exec`, a child
 /// spawned by one test holds a copy of every open file of the process, so its
@@ -32,6 +37,7 @@ fn a_second_open_of_the_same_directory_is_locked() {
     RaftWal::open(dir.path()).expect("lock released when the first owner closes");
 }
 
+#[cfg(unix)]
 #[test]
 fn a_second_process_sees_the_lock() {
     let _serial = serial();
@@ -162,4 +168,77 @@ fn raft_wal_api_shapes() {
         wal.read_range(..),
         vec![(2, b"two".to_vec()), (3, b"three".to_vec())]
     );
+}
+
+/// A new log file's directory entry is made durable when the log is opened
+/// (where the OS has directory sync: not on Windows, where NTFS journals it).
+#[test]
+fn opening_a_new_log_syncs_its_directory() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let before = FileDevice::directory_syncs();
+    let dev = FileDevice::open(dir.path().join("new"), 4096, 4, 64).unwrap();
+    let synced = FileDevice::directory_syncs() - before;
+    assert_eq!(synced, u64::from(!cfg!(windows)), "directory syncs at open");
+    assert!(dev.path().exists());
+}
+
+/// Every file error says which file, which operation, and carries the OS error.
+#[test]
+fn file_errors_name_the_path_and_the_operation() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+
+    // The log's "directory" is a regular file.
+    let not_a_dir = dir.path().join("plain");
+    std::fs::write(&not_a_dir, b"x").unwrap();
+    let Err(Error::Device(e)) = FileDevice::open(&not_a_dir, 4096, 4, 64) else {
+        panic!("opened a log inside a regular file");
+    };
+    let fe = FileError::of(&e).expect("a FileError inside the io::Error");
+    assert_eq!(fe.op(), FileOp::CreateDir);
+    assert_eq!(fe.path(), not_a_dir.as_path());
+    assert!(e.to_string().contains(&*not_a_dir.to_string_lossy()), "{e}");
+    let os = e.source().expect("the OS error is the source");
+    assert!(os.downcast_ref::<io::Error>().is_some(), "{os:?}");
+
+    // A read past the end of the file: the offset and the file.
+    let mut dev = FileDevice::open(dir.path().join("log"), 4096, 4, 64).unwrap();
+    let end = dev.geometry().capacity();
+    let e = dev.read(end, &mut [0u8; 16]).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    let fe = FileError::of(&e).expect("FileError");
+    assert_eq!(fe.op(), FileOp::Read(end));
+    assert_eq!(fe.path(), dev.path());
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("read at byte {end}")), "{msg}");
+    assert!(msg.contains("blockwal.log"), "{msg}");
+
+    // An image that is not there.
+    let missing = dir.path().join("missing.img");
+    let e = ImageDevice::open(&missing, 4096, 1, None).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    assert_eq!(FileError::of(&e).map(|f| f.op()), Some(FileOp::Open));
+    assert!(e.to_string().contains("missing.img"), "{e}");
+}
+
+/// The log reopens with what was synced, on every platform.
+#[test]
+fn reopen_keeps_entries_and_meta() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut wal = RaftWal::open(dir.path()).unwrap();
+        for i in 1..=300 {
+            wal.append(i, &payload(i, 300)).unwrap();
+        }
+        wal.set_meta("term", b"7").unwrap();
+        wal.sync().unwrap();
+    }
+    let wal = RaftWal::open(dir.path()).unwrap();
+    assert_eq!((wal.first_index(), wal.last_index()), (Some(1), Some(300)));
+    for i in [1, 150, 300] {
+        assert_eq!(wal.get(i).as_deref(), Some(payload(i, 300).as_slice()));
+    }
+    assert_eq!(wal.get_meta("term"), Some(&b"7"[..]));
 }

@@ -1,12 +1,14 @@
 //! `ImageDevice`: a read-only view of a raw log image in a file (a flash dump
 //! copied off a board, or a log file), with the geometry the caller gives.
+//! It shares the file device's OS layer (positional reads on every platform)
+//! and its errors ([`FileError`]: the path and the operation).
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::device::{BlockDevice, Geometry};
+use crate::devices::file::{read_exact_at, FileError, FileOp};
 
 /// A raw image opened read-only. Reads come from the file; `program`,
 /// `erase`, `sync` and `grow` fail, so a [`crate::Wal`] opened over it can
@@ -17,6 +19,7 @@ use crate::device::{BlockDevice, Geometry};
 #[derive(Debug)]
 pub struct ImageDevice {
     file: File,
+    path: PathBuf,
     geo: Geometry,
 }
 
@@ -30,9 +33,13 @@ impl ImageDevice {
         program_size: u32,
         erase_value: Option<u8>,
     ) -> io::Result<Self> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
-        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
+        let path = path.as_ref().to_path_buf();
+        let file = File::open(&path).map_err(at(FileOp::Open, &path))?;
+        let len = file.metadata().map_err(at(FileOp::Metadata, &path))?.len();
+        let invalid = |what: &str| {
+            let e = io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
+            at(FileOp::Open, &path)(e)
+        };
         if block_size == 0 {
             return Err(invalid("block size must not be 0"));
         }
@@ -44,25 +51,26 @@ impl ImageDevice {
             erase_value,
         };
         geo.validate().map_err(invalid)?;
-        Ok(ImageDevice { file, geo })
+        Ok(ImageDevice { file, path, geo })
     }
 
     /// Reads the block size a log image was written with from the first
     /// valid block header found at offset 0 or at a power-of-two block
     /// boundary (512 B to 64 MiB). `None` if no header is found.
     pub fn detect_block_size(path: impl AsRef<Path>) -> io::Result<Option<u32>> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
-        let mut at = vec![0u64];
+        let path = path.as_ref();
+        let file = File::open(path).map_err(at(FileOp::Open, path))?;
+        let len = file.metadata().map_err(at(FileOp::Metadata, path))?.len();
+        let mut offsets = vec![0u64];
         for shift in 9..=26u32 {
-            at.extend((1..4u64).map(|k| k << shift));
+            offsets.extend((1..4u64).map(|k| k << shift));
         }
-        for off in at {
+        for off in offsets {
             if off + 48 > len {
                 continue;
             }
             let mut h = [0u8; 48];
-            file.read_exact_at(&mut h, off)?;
+            read_exact_at(&file, &mut h, off).map_err(at(FileOp::Read(off), path))?;
             let crc = u32::from_le_bytes([h[44], h[45], h[46], h[47]]);
             let ok = &h[0..4] == b"BWAL" && crate::format::CRC.checksum(&h[..44]) == crc;
             if ok {
@@ -74,6 +82,11 @@ impl ImageDevice {
         }
         Ok(None)
     }
+}
+
+/// Wraps an OS error with the operation and the image's path.
+fn at(op: FileOp, path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |e| FileError::new(op, path, e).into()
 }
 
 fn read_only() -> io::Error {
@@ -91,7 +104,7 @@ impl BlockDevice for ImageDevice {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.file.read_exact_at(buf, offset)
+        read_exact_at(&self.file, buf, offset).map_err(at(FileOp::Read(offset), &self.path))
     }
 
     fn program(&mut self, _offset: u64, _data: &[u8]) -> io::Result<()> {

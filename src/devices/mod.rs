@@ -1,10 +1,10 @@
 //! Device adapters. Each knows the core's [`crate::BlockDevice`] trait and no other adapter.
 
-#[cfg(all(feature = "std", unix))]
+#[cfg(feature = "std")]
 pub mod file;
 #[cfg(feature = "flash")]
 pub mod flash;
-#[cfg(all(feature = "std", unix))]
+#[cfg(feature = "std")]
 pub mod image;
 pub mod mem;
 #[cfg(all(feature = "opfs", target_arch = "wasm32"))]

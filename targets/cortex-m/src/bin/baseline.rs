@@ -2,15 +2,15 @@
 #![no_std]
 #![no_main]
 
-use blockwal_cortex_m::{exit, run_firmware};
+use blockwal_cortex_m::{run_firmware, Host, Semihosting};
 use cortex_m_rt::entry;
 
 #[entry]
 fn main() -> ! {
-    run_firmware(|_flash| true)
+    run_firmware(&Semihosting, |_flash| true)
 }
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
-    exit(false)
+    Semihosting.exit(false)
 }

@@ -1,0 +1,16 @@
+//! Firmware without a log: the reference for the code-size difference.
+#![no_std]
+#![no_main]
+
+use blockwal_riscv::{run_firmware, Host, Semihosting};
+use riscv_rt::entry;
+
+#[entry]
+fn main() -> ! {
+    run_firmware(&Semihosting, |_flash| true)
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    Semihosting.exit(false)
+}
