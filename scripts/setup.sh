@@ -16,7 +16,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=900 update -qq
-  apt-get -o DPkg::Lock::Timeout=900 install -y -qq "${need_apt[@]}" >/dev/null
+  if ! apt-get -o DPkg::Lock::Timeout=900 install -y -qq "${need_apt[@]}" >/dev/null; then
+    # Some images ship a newer qemu-utils (backports) that blocks the distro's
+    # qemu-system-*: take the qemu-utils that matches them and try once more.
+    want=$(apt-cache policy qemu-system-arm | awk '/Candidate:/ {print $2}')
+    echo "setup: retrying with qemu-utils=$want"
+    apt-get -o DPkg::Lock::Timeout=900 install -y -qq --allow-downgrades \
+      "${need_apt[@]}" "qemu-utils=$want" >/dev/null
+  fi
 fi
 
 for t in wasm32-unknown-unknown thumbv7em-none-eabihf riscv32imac-unknown-none-elf \
