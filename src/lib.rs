@@ -34,6 +34,7 @@ pub use devices::sim::{
     TornFill, Violation,
 };
 pub use error::Error;
+pub use recovery::{Cut, RecoveryMode, RecoveryReport};
 pub use wal::{Entry, Iter, Wal, WalOptions};
 
 #[cfg(all(feature = "std", unix))]

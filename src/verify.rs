@@ -16,8 +16,8 @@ use alloc::vec::Vec;
 
 use crate::device::{BlockDevice, Geometry};
 use crate::format::{
-    self, BlockHeader, Kind, RecHeader, Trailer, FLAG_CONT, FLAG_TAIL_OPEN, KIND_LOG, MAGIC,
-    REC_LEN, TRAILER_LEN, VERSION,
+    self, BlockHeader, Kind, RecHeader, Trailer, FLAG_CONT, FLAG_TAIL_OPEN, KIND_LOG, REC_LEN,
+    TRAILER_LEN,
 };
 use crate::index::{Loc, MemBlock};
 use crate::meta::{self, MetaMap};
@@ -235,13 +235,17 @@ pub fn verify<D: BlockDevice>(dev: &mut D) -> Result<Report, Error<D::Error>> {
     // Headers first: the highest seq and the links tell damaged headers apart.
     let mut raw = vec![[0u8; format::HEADER_LEN]; g.block_count as usize];
     let mut headers = Vec::with_capacity(g.block_count as usize);
-    let mut max_seq = 0;
+    let mut newest = (0u64, 0u64);
     for b in 0..g.block_count {
         let mut hb = [0u8; format::HEADER_LEN];
         cx.read(g.block_offset(b), &mut hb)?;
         let h = BlockHeader::decode(&hb).filter(|h| h.block_size == g.block_size);
         if let Some(h) = &h {
-            max_seq = max_seq.max(h.seq);
+            if h.kind == KIND_LOG {
+                newest.0 = newest.0.max(h.seq);
+            } else {
+                newest.1 = newest.1.max(h.seq);
+            }
         }
         raw[b as usize] = hb;
         headers.push(h);
@@ -249,7 +253,7 @@ pub fn verify<D: BlockDevice>(dev: &mut D) -> Result<Report, Error<D::Error>> {
 
     for b in 0..g.block_count {
         let r = match headers[b as usize] {
-            None => check_free(&mut cx, b, &raw[b as usize], &headers, max_seq)?,
+            None => check_free(&mut cx, b, &raw[b as usize], newest)?,
             Some(h) if h.kind == KIND_LOG => check_log(&mut cx, b, &h)?,
             Some(h) => check_meta(&mut cx, b, &h)?,
         };
@@ -257,7 +261,7 @@ pub fn verify<D: BlockDevice>(dev: &mut D) -> Result<Report, Error<D::Error>> {
     }
 
     // The chain, as opening walks it.
-    match recovery::open(cx.dev, 64 << 10) {
+    match recovery::open(cx.dev, 64 << 10, recovery::RecoveryMode::Strict) {
         Ok(rec) => {
             let (first, next) = (rec.first, rec.next);
             let empty = next.is_none_or(|n| first >= n);
@@ -335,47 +339,35 @@ fn blank_report(block: u32, kind: BlockKind) -> BlockReport {
     }
 }
 
-/// A block without a valid header is free, unless its records show that a
-/// header was there: then the header is damaged.
+/// A block without a valid header is free, unless its header is one bit
+/// from valid and its records are valid under that header's `seq`: then the
+/// header is damaged. Above the newest block of its kind it was live
+/// (corruption); below, it is a freed block (not live: a note).
 fn check_free<D: BlockDevice>(
     cx: &mut Ctx<'_, D>,
     b: u32,
     raw: &[u8; format::HEADER_LEN],
-    headers: &[Option<BlockHeader>],
-    max_seq: u64,
+    newest: (u64, u64),
 ) -> Result<BlockReport, Error<D::Error>> {
     let r = blank_report(b, BlockKind::Free);
-    let g = cx.g;
-    let start = g.block_offset(b);
-    if raw[0..4] == MAGIC && raw[4] == VERSION {
-        let size = u32::from_le_bytes([raw[40], raw[41], raw[42], raw[43]]);
-        if size != g.block_size && BlockHeader::decode(raw).is_some() {
-            cx.problem(b, 40, "block header written with another block size");
-        } else {
-            cx.problem(b, 0, "block header checksum mismatch (damaged header)");
-        }
+    if BlockHeader::decode(raw).is_some() {
+        cx.problem(b, 0, "block header written with another block size");
         return Ok(r);
     }
-    if cx.blank(start, start + format::HEADER_LEN as u64)? {
+    let Some(d) = BlockHeader::decode_damaged(raw) else {
         return Ok(r);
-    }
-    // Which seq could the header have held? Its own seq field, the seqs
-    // newer blocks link to but nobody has, and the next few after the
-    // highest (a damaged head).
-    let mut candidates = vec![u64::from_le_bytes([
-        raw[8], raw[9], raw[10], raw[11], raw[12], raw[13], raw[14], raw[15],
-    ])];
-    for h in headers.iter().flatten() {
-        if h.kind == KIND_LOG && h.prev != 0 && !headers.iter().flatten().any(|o| o.seq == h.prev) {
-            candidates.push(h.prev);
-        }
-    }
-    candidates.extend((1..=4).map(|k| max_seq.saturating_add(k)));
+    };
     let hdr = cx.hdr;
-    for seq in candidates {
-        if seq != 0 && cx.record_at(b, seq, hdr)? {
+    if d.seq != 0 && cx.record_at(b, d.seq, hdr)? {
+        let newest = if d.kind == KIND_LOG {
+            newest.0
+        } else {
+            newest.1
+        };
+        if d.seq > newest {
             cx.problem(b, 0, "block header damaged: the block holds valid records");
-            break;
+        } else {
+            cx.note(b, 0, "damaged header of a freed block (not live)");
         }
     }
     Ok(r)
@@ -388,7 +380,7 @@ fn check_log<D: BlockDevice>(
 ) -> Result<BlockReport, Error<D::Error>> {
     let g = cx.g;
     let (bs, p) = (g.block_size as usize, g.program_size as usize);
-    let m = recovery::scan_log(cx.dev, &mut cx.rd, &g, b, h)?;
+    let (m, _) = recovery::scan_log(cx.dev, &mut cx.rd, &g, b, h, false)?;
     let n = m.offsets.len();
     let mut r = blank_report(b, BlockKind::Log);
     r.seq = h.seq;
