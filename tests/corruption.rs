@@ -188,8 +188,8 @@ fn self_and_forward_links_terminate() {
         let mut bad = image.clone();
         bad[head + 16..head + 24].copy_from_slice(&prev.to_le_bytes());
         // Re-seal the header so only the link is wrong.
-        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&bad[head..head + 44]);
-        bad[head + 44..head + 48].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&bad[head..head + 48]);
+        bad[head + 48..head + 52].copy_from_slice(&crc.to_le_bytes());
         match Wal::open(MemDevice::from_image(g, bad)) {
             Err(Error::Corrupt { .. }) => {}
             Err(e) => panic!("prev = {prev}: unexpected {e}"),

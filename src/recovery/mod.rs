@@ -179,13 +179,7 @@ fn load_meta<D: BlockDevice>(
     let mut found = None;
     let mut cut = false;
     for &(seq, b) in metas.iter().rev() {
-        let mut map = MetaMap::new();
-        let mut first = true;
-        let s = scan::scan(dev, rd, g, b, seq, true, |_, r, payload| {
-            let ok = first == (r.kind == Kind::Snapshot) && meta_accept(&mut map, r.kind, payload);
-            first &= !ok;
-            ok
-        })?;
+        let (map, s) = scan_meta(dev, rd, g, b, seq, true)?;
         rep.blocks_scanned += 1;
         if let Stop::Corrupt { proof } = s.stop {
             if !salvage {
@@ -252,12 +246,28 @@ fn load_meta<D: BlockDevice>(
     ))
 }
 
-/// The meta scanner's rule: SNAPSHOT first, then SET/REMOVE/MARK.
-fn meta_accept(map: &mut MetaMap, kind: Kind, payload: &[u8]) -> bool {
-    match kind {
-        Kind::Mark => payload.is_empty(),
-        _ => meta::apply(map, kind, payload),
-    }
+/// Replays a meta block (SNAPSHOT first, then SET/REMOVE/MARK) through the
+/// scanner: the map and where and why the records end.
+pub(crate) fn scan_meta<D: BlockDevice>(
+    dev: &mut D,
+    rd: &mut Reader,
+    g: &Geometry,
+    block: u32,
+    seq: u64,
+    classify: bool,
+) -> Result<(MetaMap, scan::Scanned), Error<D::Error>> {
+    let mut map = MetaMap::new();
+    let mut first = true;
+    let s = scan::scan(dev, rd, g, block, seq, classify, |_, r, payload| {
+        let ok = first == (r.kind == Kind::Snapshot)
+            && match r.kind {
+                Kind::Mark => payload.is_empty(),
+                _ => meta::apply(&mut map, r.kind, payload),
+            };
+        first &= !ok;
+        ok
+    })?;
+    Ok((map, s))
 }
 
 /// Keys named by valid SET/REMOVE records at or after `from` (what salvage
