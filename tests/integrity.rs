@@ -230,14 +230,8 @@ fn hostile_dropped_head_must_link_to_the_newest_remaining_block() {
     let free = (0..16u32).find(|b| !chain.contains(b)).unwrap();
     let at = (free * 512) as usize;
     image[at..at + 512].fill(0);
-    image[at..at + 52].copy_from_slice(&header(
-        max_seq + 1,
-        seq_of(&image, FILE, old),
-        5,
-        1,
-        500,
-        512,
-    ));
+    let h = header(max_seq + 1, seq_of(&image, FILE, old), 5, 1, 500, 512);
+    image[at..at + 52].copy_from_slice(&h);
     match Wal::open(MemDevice::from_image(FILE, image)) {
         Err(Error::Corrupt { .. }) => {}
         Err(e) => panic!("{e}"),

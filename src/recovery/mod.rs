@@ -181,7 +181,7 @@ fn load_meta<D: BlockDevice>(
     for &(seq, b) in metas.iter().rev() {
         let (map, s) = scan_meta(dev, rd, g, b, seq, true)?;
         rep.blocks_scanned += 1;
-        if let Stop::Corrupt { proof } = s.stop {
+        if let Stop::Corrupt { .. } = s.stop {
             if !salvage {
                 return Err(corrupt(
                     b,
@@ -195,7 +195,7 @@ fn load_meta<D: BlockDevice>(
                 what: "metadata record damaged",
             });
             rep.dropped_meta_keys
-                .extend(keys_after(dev, rd, g, b, seq, proof as usize)?);
+                .extend(keys_after(dev, rd, g, b, seq, s.end as usize)?);
             cut = true;
         }
         if s.records == 0 {
@@ -270,17 +270,17 @@ pub(crate) fn scan_meta<D: BlockDevice>(
     Ok((map, s))
 }
 
-/// Keys named by valid SET/REMOVE records at or after `from` (what salvage
-/// drops from a damaged meta block).
-fn keys_after<D: BlockDevice>(
+/// Calls `f` with each record valid under `seq` found at or after `from`
+/// (P-aligned search; what salvage reports as dropped).
+fn each_valid_after<D: BlockDevice>(
     dev: &mut D,
     rd: &mut Reader,
     g: &Geometry,
     block: u32,
     seq: u64,
     from: usize,
-) -> Result<Vec<String>, Error<D::Error>> {
-    let mut keys = Vec::new();
+    mut f: impl FnMut(&format::RecHeader, &[u8]),
+) -> Result<(), Error<D::Error>> {
     let mut at = from;
     let base = g.block_offset(block);
     let limit = base + u64::from(g.block_size);
@@ -292,9 +292,45 @@ fn keys_after<D: BlockDevice>(
         let Some(r) = format::RecHeader::decode(&hdr) else {
             break;
         };
-        if matches!(r.kind, Kind::Set | Kind::Remove) && r.len > 0 {
-            let payload = rd.fetch(dev, base + (off + REC_LEN) as u64, r.len, limit)?;
-            let klen = payload[0] as usize;
+        let payload = rd.fetch(dev, base + (off + REC_LEN) as u64, r.len, limit)?;
+        f(&r, payload);
+        at = off + r.span(p);
+    }
+    Ok(())
+}
+
+/// The index after the highest entry in valid records at or after `from`.
+fn entries_after<D: BlockDevice>(
+    dev: &mut D,
+    rd: &mut Reader,
+    g: &Geometry,
+    block: u32,
+    seq: u64,
+    from: usize,
+) -> Result<u64, Error<D::Error>> {
+    let mut hi = 0u64;
+    each_valid_after(dev, rd, g, block, seq, from, |r, _| {
+        if matches!(r.kind, Kind::Entry | Kind::First) {
+            hi = hi.max(r.index.saturating_add(1));
+        }
+    })?;
+    Ok(hi)
+}
+
+/// Keys named by valid SET/REMOVE records at or after `from` (what salvage
+/// drops from a damaged meta block).
+fn keys_after<D: BlockDevice>(
+    dev: &mut D,
+    rd: &mut Reader,
+    g: &Geometry,
+    block: u32,
+    seq: u64,
+    from: usize,
+) -> Result<Vec<String>, Error<D::Error>> {
+    let mut keys: Vec<String> = Vec::new();
+    each_valid_after(dev, rd, g, block, seq, from, |r, payload| {
+        if matches!(r.kind, Kind::Set | Kind::Remove) {
+            let klen = payload.first().copied().unwrap_or(0) as usize;
             if let Some(k) = payload.get(1..1 + klen) {
                 let k = String::from_utf8_lossy(k).into_owned();
                 if !keys.contains(&k) {
@@ -302,8 +338,7 @@ fn keys_after<D: BlockDevice>(
                 }
             }
         }
-        at = off + r.span(p);
-    }
+    })?;
     Ok(keys)
 }
 
@@ -512,6 +547,7 @@ fn walk_from<D: BlockDevice>(
     let mut newer: Option<BlockHeader> = None;
     let mut head_appendable = false;
     let mut cut = false;
+    let mut cut_hi = 0u64;
     loop {
         let h = hs.headers[cur as usize].ok_or(corrupt(
             cur,
@@ -569,12 +605,15 @@ fn walk_from<D: BlockDevice>(
                         "log record damaged (valid records written after it follow)",
                     ));
                 }
-                rep.cuts.push(Cut {
-                    block: cur,
-                    offset: d.v.end,
-                    what: "log record damaged",
-                });
                 cut = true;
+                if !salvaged_head {
+                    rep.cuts.push(Cut {
+                        block: cur,
+                        offset: d.v.end,
+                        what: "log record damaged",
+                    });
+                    cut_hi = entries_after(dev, rd, g, cur, h.seq, d.v.end as usize)?;
+                }
             }
             if let Stop::Torn { bytes } = d.stop {
                 rep.torn_bytes += u64::from(bytes);
@@ -589,6 +628,9 @@ fn walk_from<D: BlockDevice>(
             }
             head_next = d.v.next.min(limit);
             head_end = d.v.end;
+            if cut_hi > head_next {
+                rep.dropped_entries.push((head_next, cut_hi));
+            }
             need_next = head_next;
             if let (Loc::Mem(_), Some(ev), false, Stop::Blank) = (
                 &d.lb.loc,
