@@ -16,9 +16,9 @@ pub(crate) const MAGIC: [u8; 4] = *b"BWAL";
 /// Format version written and understood.
 pub(crate) const VERSION: u8 = 2;
 /// Bytes of a block header before padding to the program unit.
-pub(crate) const HEADER_LEN: usize = 52;
+pub(crate) const HEADER_LEN: usize = 48;
 /// Bytes of the header covered by its CRC (the CRC follows them).
-const HEADER_CRC_AT: usize = 48;
+const HEADER_CRC_AT: usize = 44;
 /// Sequence numbers are below this (FORMAT.md, "Blocks").
 pub(crate) const SEQ_LIMIT: u64 = 1 << 63;
 /// Record kind byte: bit 7 says everything before the record in its block
@@ -112,33 +112,51 @@ impl BlockHeader {
         b[5] = self.kind;
         b[6] = self.flags;
         b[8..16].copy_from_slice(&self.seq.to_le_bytes());
-        b[16..24].copy_from_slice(&self.prev.to_le_bytes());
+        b[16..20].copy_from_slice(&self.prev_back().to_le_bytes());
+        b[20..24].copy_from_slice(&self.prev_end.to_le_bytes());
         b[24..32].copy_from_slice(&self.base.to_le_bytes());
         b[32..40].copy_from_slice(&self.floor.to_le_bytes());
-        b[40..44].copy_from_slice(&self.prev_end.to_le_bytes());
-        b[44..48].copy_from_slice(&self.block_size.to_le_bytes());
+        b[40..44].copy_from_slice(&self.block_size.to_le_bytes());
         let crc = CRC.checksum(&b[0..HEADER_CRC_AT]);
         b[HEADER_CRC_AT..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
-    /// The fields, whatever the CRC says (`None` on a wrong magic/version).
+    /// `seq - prev` as stored (0: no previous block). The writer checks
+    /// that it fits ([`BlockHeader::link_fits`]).
+    fn prev_back(&self) -> u32 {
+        if self.prev == 0 {
+            0
+        } else {
+            (self.seq - self.prev) as u32
+        }
+    }
+
+    /// True if `prev` can be stored (as `seq - prev` in 32 bits).
+    pub fn link_fits(&self) -> bool {
+        self.prev == 0 || (self.prev < self.seq && self.seq - self.prev <= u64::from(u32::MAX))
+    }
+
+    /// The fields, whatever the CRC says (`None` on a wrong magic/version,
+    /// an unknown kind or flag, or a link not below `seq`).
     fn fields(b: &[u8]) -> Option<BlockHeader> {
         if b.len() < HEADER_LEN || b[0..4] != MAGIC || b[4] != VERSION {
             return None;
         }
+        let seq = u64_at(b, 8);
+        let back = u64::from(u32_at(b, 16));
         let h = BlockHeader {
             kind: b[5],
             flags: b[6],
-            seq: u64_at(b, 8),
-            prev: u64_at(b, 16),
+            seq,
+            prev: if back == 0 { 0 } else { seq.checked_sub(back)? },
+            prev_end: u32_at(b, 20),
             base: u64_at(b, 24),
             floor: u64_at(b, 32),
-            prev_end: u32_at(b, 40),
-            block_size: u32_at(b, 44),
+            block_size: u32_at(b, 40),
         };
         let known = matches!(h.kind, KIND_LOG | KIND_META) && h.flags & !FLAG_CONT == 0;
-        (known && h.seq != 0 && b[7] == 0).then_some(h)
+        (known && h.seq != 0 && (back == 0 || h.prev != 0) && b[7] == 0).then_some(h)
     }
 
     /// `None` unless magic, version, kind and CRC are all right. A `seq`
@@ -421,7 +439,7 @@ mod tests {
         };
         let mut b = h.encode();
         assert_eq!(BlockHeader::decode(&b), Some(h));
-        for bit in [0, 37, 8 * 20 + 3, 8 * 49] {
+        for bit in [0, 37, 8 * 20 + 3, 8 * 45] {
             let mut d = b;
             d[bit / 8] ^= 1 << (bit % 8);
             assert_eq!(BlockHeader::decode(&d), None);

@@ -561,6 +561,13 @@ impl<D: BlockDevice> Wal<D> {
             prev_end,
             block_size: self.geo.block_size,
         };
+        if !h.link_fits() {
+            return Err(Error::Corrupt {
+                block: self.blocks.back().map_or(0, |b| b.block),
+                offset: 0,
+                what: "more than 2^32 allocations since the head was opened",
+            });
+        }
         let block = self.start_block(&h)?;
         self.next_seq += 1;
         // The header's sync covered the old head's records; the new head is

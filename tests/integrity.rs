@@ -19,19 +19,20 @@ fn data(i: u64, len: usize) -> Vec<u8> {
 
 /// A version 2 block header (FORMAT.md, "Block header"), built by hand as a
 /// reader from the document would.
-fn header(seq: u64, prev: u64, base: u64, floor: u64, prev_end: u32, bs: u32) -> [u8; 52] {
-    let mut b = [0u8; 52];
+fn header(seq: u64, prev: u64, base: u64, floor: u64, prev_end: u32, bs: u32) -> [u8; 48] {
+    let mut b = [0u8; 48];
     b[0..4].copy_from_slice(b"BWAL");
     b[4] = 2;
     b[5] = 1;
     b[8..16].copy_from_slice(&seq.to_le_bytes());
-    b[16..24].copy_from_slice(&prev.to_le_bytes());
+    let back = if prev == 0 { 0 } else { (seq - prev) as u32 };
+    b[16..20].copy_from_slice(&back.to_le_bytes());
+    b[20..24].copy_from_slice(&prev_end.to_le_bytes());
     b[24..32].copy_from_slice(&base.to_le_bytes());
     b[32..40].copy_from_slice(&floor.to_le_bytes());
-    b[40..44].copy_from_slice(&prev_end.to_le_bytes());
-    b[44..48].copy_from_slice(&bs.to_le_bytes());
-    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&b[..48]);
-    b[48..52].copy_from_slice(&crc.to_le_bytes());
+    b[40..44].copy_from_slice(&bs.to_le_bytes());
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&b[..44]);
+    b[44..48].copy_from_slice(&crc.to_le_bytes());
     b
 }
 
@@ -72,7 +73,7 @@ fn meta_header_flip_never_reverts_term_or_vote() {
     let (_, meta, _) = live(FILE, &image);
     let meta = meta.unwrap();
     let mut bad_blocks = 0;
-    for at in 0..52usize {
+    for at in 0..48usize {
         for mask in [0x01u8, 0x80] {
             let mut bad = image.clone();
             bad[(meta * FILE.block_size) as usize + at] ^= mask;
@@ -108,11 +109,11 @@ fn record_flip_in_newest_block_keeps_a_synced_truncate() {
     let image = w.into_device().image().to_vec();
     let (head, _, _) = live(FILE, &image);
     // The head's first record (written before the truncation's sync).
-    let at = (head * FILE.block_size) as usize + 52 + 20;
+    let at = (head * FILE.block_size) as usize + 48 + 20;
     let mut bad = image.clone();
     bad[at] ^= 0x01;
     match Wal::open(MemDevice::from_image(FILE, bad)) {
-        Err(Error::Corrupt { block, offset, .. }) => assert_eq!((block, offset), (head, 52)),
+        Err(Error::Corrupt { block, offset, .. }) => assert_eq!((block, offset), (head, 48)),
         Err(e) => panic!("{e}"),
         Ok(w) => panic!(
             "opened as a different log: last {:?} (truncated at 38)",
@@ -134,7 +135,7 @@ fn block_header_flip_never_brings_back_compacted_entries() {
     let image = w.into_device().image().to_vec();
     let (_, _, chain) = live(FILE, &image);
     for &b in &chain {
-        for at in 0..52usize {
+        for at in 0..48usize {
             let mut bad = image.clone();
             bad[(b * FILE.block_size) as usize + at] ^= 0x80;
             match Wal::open(MemDevice::from_image(FILE, bad)) {
@@ -198,7 +199,7 @@ fn hostile_floor_above_base_is_refused() {
         erase_value: Some(0xFF),
     };
     let mut image = vec![0xFFu8; 512 * 8];
-    image[..52].copy_from_slice(&header(7, 0, 5, 1000, 0, 512));
+    image[..48].copy_from_slice(&header(7, 0, 5, 1000, 0, 512));
     match Wal::open(MemDevice::from_image(g, image)) {
         Err(Error::Corrupt { block: 0, .. }) => {}
         Err(e) => panic!("{e}"),
@@ -231,7 +232,7 @@ fn hostile_dropped_head_must_link_to_the_newest_remaining_block() {
     let at = (free * 512) as usize;
     image[at..at + 512].fill(0);
     let h = header(max_seq + 1, seq_of(&image, FILE, old), 5, 1, 500, 512);
-    image[at..at + 52].copy_from_slice(&h);
+    image[at..at + 48].copy_from_slice(&h);
     match Wal::open(MemDevice::from_image(FILE, image)) {
         Err(Error::Corrupt { .. }) => {}
         Err(e) => panic!("{e}"),
@@ -282,8 +283,8 @@ fn crafted_chain_opens_in_linear_reads() {
         let seq = u64::from(b) + 1;
         // The oldest block claims a base the next one does not continue.
         let base = if b == 0 { 0 } else { 1 };
-        let h = header(seq, seq - 1, base, 0, 52, 128);
-        image[(b * 128) as usize..(b * 128) as usize + 52].copy_from_slice(&h);
+        let h = header(seq, seq - 1, base, 0, 48, 128);
+        image[(b * 128) as usize..(b * 128) as usize + 48].copy_from_slice(&h);
     }
     let mut dev = Counting {
         inner: MemDevice::from_image(g, image),
@@ -304,7 +305,7 @@ fn crafted_chain_opens_in_linear_reads() {
 fn seq_near_the_top_is_a_typed_error() {
     for seq in [u64::MAX - 1, u64::MAX, 1 << 63, (1 << 63) - 1] {
         let mut image = vec![0u8; 512 * 8];
-        image[..52].copy_from_slice(&header(seq, 0, 1, 1, 0, 512));
+        image[..48].copy_from_slice(&header(seq, 0, 1, 1, 0, 512));
         let g = Geometry {
             block_count: 8,
             ..FILE

@@ -108,7 +108,7 @@ fn every_flipped_byte_class_is_found() {
         let mut probe = clean.clone();
         let r = check(&mut probe);
         let p = g.program_size as usize;
-        let hdr = 52usize.div_ceil(p) * p;
+        let hdr = 48usize.div_ceil(p) * p;
         let base = |b: u32| b as usize * BS as usize;
         let sealed = r
             .blocks
@@ -134,10 +134,10 @@ fn every_flipped_byte_class_is_found() {
             ("header kind", 5),
             ("header seq", 9),
             ("header prev", 17),
+            ("header prev_end", 21),
             ("header base", 25),
             ("header floor", 33),
-            ("header prev_end", 41),
-            ("header crc", 49),
+            ("header crc", 45),
         ] {
             spots.push((name, sealed, base(sealed) + off));
             spots.push((name, head, base(head) + off));
