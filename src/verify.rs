@@ -4,11 +4,14 @@
 //! [`BlockDevice`]; the `blockwal verify` and `inspect` commands print its
 //! [`Report`].
 //!
-//! What counts as a problem: anything a crash cannot leave behind. A crash
-//! can leave a torn last record in the head block or the meta block, or a
-//! sealed block without its summary; those are listed as notes, not
-//! problems. A damaged last record of the head block looks exactly like a
-//! torn one, so it is a note too.
+//! What counts as a problem: anything a crash cannot leave behind, in a
+//! block the log uses. The categories are recovery's (FORMAT.md, "The record
+//! scanner"): records that stop at an invalid record followed by a valid
+//! `SYNCED` one are corruption (a problem); a stop with no such record is a
+//! torn write (a note: it is also what a flip in the newest write of a chain
+//! looks like); a sealed block without its summary is a note; damage in
+//! blocks the log no longer uses (freed blocks, stale copies) is listed
+//! apart as not live.
 
 use alloc::string::String;
 use alloc::vec;
@@ -120,6 +123,9 @@ pub struct Report {
     pub meta: Vec<(String, Vec<u8>)>,
     /// Opening the log failed with this (also listed as a problem).
     pub open_error: Option<&'static str>,
+    /// What a strict open found (torn bytes dropped, blocks scanned), when
+    /// it succeeded.
+    pub recovery: Option<crate::RecoveryReport>,
 }
 
 impl Report {
@@ -245,6 +251,7 @@ pub fn verify<D: BlockDevice>(dev: &mut D) -> Result<Report, Error<D::Error>> {
     // The chain, as opening walks it.
     match recovery::open(cx.dev, 64 << 10, recovery::RecoveryMode::Strict) {
         Ok(rec) => {
+            report.recovery = Some(rec.report.clone());
             let (first, next) = (rec.first, rec.next);
             let empty = next.is_none_or(|n| first >= n);
             report.first_index = (!empty).then_some(first);
