@@ -381,3 +381,86 @@ pub(crate) fn is_blank<D: BlockDevice>(
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::mem::MemDevice;
+    use crate::format::{push_record, KIND_LOG};
+
+    const G: Geometry = Geometry {
+        block_size: 512,
+        program_size: 4,
+        block_count: 4,
+        erase_value: Some(0xFF),
+    };
+
+    /// Block 1: a header, then records (synced flag per record), then
+    /// erased space. Returns the device and each record's offset.
+    fn block(flags: &[bool]) -> (MemDevice, Vec<usize>) {
+        let h = BlockHeader {
+            kind: KIND_LOG,
+            flags: 0,
+            seq: 9,
+            prev: 0,
+            base: 1,
+            floor: 1,
+            prev_end: 0,
+            block_size: 512,
+        };
+        let mut img = vec![0xFFu8; 512 * 4];
+        img[512..512 + 48].copy_from_slice(&h.encode());
+        let mut recs = Vec::new();
+        let mut offs = Vec::new();
+        for (i, &s) in flags.iter().enumerate() {
+            offs.push(header_area(&G) + recs.len());
+            push_record(&mut recs, 4, 9, Kind::Entry, s, i as u64 + 1, &[b"payload"]);
+        }
+        let at = 512 + header_area(&G);
+        img[at..at + recs.len()].copy_from_slice(&recs);
+        (MemDevice::from_image(G, img), offs)
+    }
+
+    fn stop_after_flip(flags: &[bool], flip: Option<usize>) -> (u32, Stop) {
+        let (mut dev, offs) = block(flags);
+        if let Some(k) = flip {
+            dev.image_mut()[512 + offs[k] + 18] ^= 1;
+        }
+        let hdr = BlockHeader::decode(&dev.image()[512..560]).unwrap();
+        let mut rd = Reader::new(64);
+        let (_, s) = scan_log(&mut dev, &mut rd, &G, 1, &hdr, true).unwrap();
+        (s.end, s.stop)
+    }
+
+    /// FORMAT.md, "The record scanner": why a scan stopped.
+    #[test]
+    fn stop_reasons_table() {
+        let (_, offs) = block(&[true, false, true, false]);
+        let cases: [(&[bool], Option<usize>, usize, &str); 5] = [
+            (&[true, false, true], None, 3, "blank"),
+            // A flip before a SYNCED record: it was durable.
+            (&[true, false, true], Some(0), 0, "corrupt"),
+            (&[true, false, true], Some(1), 1, "corrupt"),
+            // A flip in the newest write: torn.
+            (&[true, false, true, false], Some(2), 2, "torn"),
+            (&[true, false, true, false], Some(3), 3, "torn"),
+        ];
+        for (flags, flip, at, want) in cases {
+            let (end, stop) = stop_after_flip(flags, flip);
+            let end_at = if at < offs.len() {
+                offs[at] as u32
+            } else {
+                (offs[2] + (offs[1] - offs[0])) as u32
+            };
+            assert_eq!(end, end_at, "{flags:?} flip {flip:?}");
+            let got = match stop {
+                Stop::Blank => "blank",
+                Stop::Corrupt { .. } => "corrupt",
+                Stop::Torn { .. } => "torn",
+                Stop::Full => "full",
+                Stop::Unknown => "unknown",
+            };
+            assert_eq!(got, want, "{flags:?} flip {flip:?}");
+        }
+    }
+}
