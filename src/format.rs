@@ -14,9 +14,16 @@ pub(crate) static CRC: Crc<u32, CrcTable> = Crc::<u32, CrcTable>::new(&CRC_32_IS
 /// Block header magic.
 pub(crate) const MAGIC: [u8; 4] = *b"BWAL";
 /// Format version written and understood.
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 /// Bytes of a block header before padding to the program unit.
 pub(crate) const HEADER_LEN: usize = 48;
+/// Bytes of the header covered by its CRC (the CRC follows them).
+const HEADER_CRC_AT: usize = 44;
+/// Sequence numbers are below this (FORMAT.md, "Blocks").
+pub(crate) const SEQ_LIMIT: u64 = 1 << 63;
+/// Record kind byte: bit 7 says everything before the record in its block
+/// was durable when it was written (FORMAT.md, "Records").
+pub(crate) const REC_SYNCED: u8 = 0x80;
 /// Bytes of a record header.
 pub(crate) const REC_LEN: usize = 16;
 /// Bytes of the fixed summary trailer.
@@ -45,6 +52,7 @@ pub(crate) enum Kind {
     Set = 7,
     Remove = 8,
     Snapshot = 9,
+    Mark = 10,
 }
 
 impl Kind {
@@ -59,6 +67,7 @@ impl Kind {
             7 => Kind::Set,
             8 => Kind::Remove,
             9 => Kind::Snapshot,
+            10 => Kind::Mark,
             _ => return None,
         })
     }
@@ -91,6 +100,7 @@ pub(crate) struct BlockHeader {
     pub prev: u64,
     pub base: u64,
     pub floor: u64,
+    pub prev_end: u32,
     pub block_size: u32,
 }
 
@@ -102,34 +112,97 @@ impl BlockHeader {
         b[5] = self.kind;
         b[6] = self.flags;
         b[8..16].copy_from_slice(&self.seq.to_le_bytes());
-        b[16..24].copy_from_slice(&self.prev.to_le_bytes());
+        b[16..20].copy_from_slice(&self.prev_back().to_le_bytes());
+        b[20..24].copy_from_slice(&self.prev_end.to_le_bytes());
         b[24..32].copy_from_slice(&self.base.to_le_bytes());
         b[32..40].copy_from_slice(&self.floor.to_le_bytes());
         b[40..44].copy_from_slice(&self.block_size.to_le_bytes());
-        let crc = CRC.checksum(&b[0..44]);
-        b[44..48].copy_from_slice(&crc.to_le_bytes());
+        let crc = CRC.checksum(&b[0..HEADER_CRC_AT]);
+        b[HEADER_CRC_AT..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
-    /// `None` unless magic, version, kind and CRC are all right.
-    pub fn decode(b: &[u8]) -> Option<BlockHeader> {
+    /// `seq - prev` as stored (0: no previous block). The writer checks
+    /// that it fits ([`BlockHeader::link_fits`]).
+    fn prev_back(&self) -> u32 {
+        if self.prev == 0 {
+            0
+        } else {
+            (self.seq - self.prev) as u32
+        }
+    }
+
+    /// True if `prev` can be stored (as `seq - prev` in 32 bits).
+    pub fn link_fits(&self) -> bool {
+        self.prev == 0 || (self.prev < self.seq && self.seq - self.prev <= u64::from(u32::MAX))
+    }
+
+    /// The fields, whatever the CRC says (`None` on a wrong magic/version,
+    /// an unknown kind or flag, or a link not below `seq`).
+    fn fields(b: &[u8]) -> Option<BlockHeader> {
         if b.len() < HEADER_LEN || b[0..4] != MAGIC || b[4] != VERSION {
             return None;
         }
-        if CRC.checksum(&b[0..44]) != u32_at(b, 44) {
-            return None;
-        }
+        let seq = u64_at(b, 8);
+        let back = u64::from(u32_at(b, 16));
         let h = BlockHeader {
             kind: b[5],
             flags: b[6],
-            seq: u64_at(b, 8),
-            prev: u64_at(b, 16),
+            seq,
+            prev: if back == 0 { 0 } else { seq.checked_sub(back)? },
+            prev_end: u32_at(b, 20),
             base: u64_at(b, 24),
             floor: u64_at(b, 32),
             block_size: u32_at(b, 40),
         };
         let known = matches!(h.kind, KIND_LOG | KIND_META) && h.flags & !FLAG_CONT == 0;
-        (known && h.seq != 0).then_some(h)
+        (known && h.seq != 0 && (back == 0 || h.prev != 0) && b[7] == 0).then_some(h)
+    }
+
+    /// `None` unless magic, version, kind and CRC are all right. A `seq`
+    /// at or above [`SEQ_LIMIT`] decodes: recovery reports it as corruption.
+    pub fn decode(b: &[u8]) -> Option<BlockHeader> {
+        if b.len() < HEADER_LEN || CRC.checksum(&b[0..HEADER_CRC_AT]) != u32_at(b, HEADER_CRC_AT) {
+            return None;
+        }
+        Self::fields(b)
+    }
+
+    /// A header that is not valid but becomes valid by changing one bit
+    /// (FORMAT.md, "Damaged headers"): the header as it was. Only headers
+    /// whose first 5 bytes are within one bit of magic and version are tried.
+    pub fn decode_damaged(b: &[u8]) -> Option<BlockHeader> {
+        if b.len() < HEADER_LEN || Self::decode(b).is_some() {
+            return None;
+        }
+        let mut want = [0u8; 5];
+        want[..4].copy_from_slice(&MAGIC);
+        want[4] = VERSION;
+        let near: u32 = (0..5).map(|i| (b[i] ^ want[i]).count_ones()).sum();
+        if near > 1 {
+            return None;
+        }
+        let mut c = [0u8; HEADER_LEN];
+        c.copy_from_slice(&b[..HEADER_LEN]);
+        // A flip in the CRC field itself: the data is intact.
+        let stored = u32_at(&c, HEADER_CRC_AT);
+        if (CRC.checksum(&c[..HEADER_CRC_AT]) ^ stored).count_ones() == 1 {
+            return Self::fields(&c);
+        }
+        for bit in 0..HEADER_CRC_AT * 8 {
+            c[bit / 8] ^= 1 << (bit % 8);
+            if CRC.checksum(&c[..HEADER_CRC_AT]) == stored {
+                return Self::fields(&c);
+            }
+            c[bit / 8] ^= 1 << (bit % 8);
+        }
+        None
+    }
+
+    /// The block size a valid header was written with (image detection).
+    #[cfg(all(feature = "std", unix))]
+    pub fn block_size_of(b: &[u8]) -> Option<u32> {
+        Self::decode(b).map(|h| h.block_size)
     }
 }
 
@@ -138,6 +211,9 @@ impl BlockHeader {
 pub(crate) struct RecHeader {
     pub crc: u32,
     pub kind: Kind,
+    /// Everything before this record in its block was durable when it was
+    /// written (FORMAT.md, `SYNCED`).
+    pub synced: bool,
     pub len: usize,
     pub index: u64,
 }
@@ -151,7 +227,8 @@ impl RecHeader {
         }
         Some(RecHeader {
             crc: u32_at(b, 0),
-            kind: Kind::from_u8(b[4])?,
+            kind: Kind::from_u8(b[4] & !REC_SYNCED)?,
+            synced: b[4] & REC_SYNCED != 0,
             len: (u32_at(b, 4) >> 8) as usize,
             index: u64_at(b, 8),
         })
@@ -180,22 +257,25 @@ fn rec_crc(seq: u64, fields: &[u8], payload: &[u8]) -> u32 {
 }
 
 /// The 12 CRC-covered header bytes after the CRC field.
-fn rec_fields(kind: Kind, len: usize, index: u64) -> [u8; 12] {
+fn rec_fields(kind: Kind, synced: bool, len: usize, index: u64) -> [u8; 12] {
     debug_assert!(len <= MAX_REC_PAYLOAD);
+    let k = kind as u32 | if synced { u32::from(REC_SYNCED) } else { 0 };
     let mut f = [0u8; 12];
-    f[0..4].copy_from_slice(&(((len as u32) << 8) | kind as u32).to_le_bytes());
+    f[0..4].copy_from_slice(&(((len as u32) << 8) | k).to_le_bytes());
     f[4..12].copy_from_slice(&index.to_le_bytes());
     f
 }
 
 /// Appends one record (header, payload pieces, zero padding to `p`) to `out`.
 /// The payload is given in pieces so meta records need no temporary buffer.
+/// `synced`: the record is the first of a write issued after a sync.
 #[inline]
 pub(crate) fn push_record(
     out: &mut alloc::vec::Vec<u8>,
     p: usize,
     seq: u64,
     kind: Kind,
+    synced: bool,
     index: u64,
     payload: &[&[u8]],
 ) {
@@ -204,7 +284,7 @@ pub(crate) fn push_record(
     let span = round_up(REC_LEN + len, p);
     out.reserve(span);
     out.extend_from_slice(&[0u8; 4]);
-    out.extend_from_slice(&rec_fields(kind, len, index));
+    out.extend_from_slice(&rec_fields(kind, synced, len, index));
     for s in payload {
         out.extend_from_slice(s);
     }
@@ -292,6 +372,55 @@ pub(crate) fn table_at(table: &[u8], i: usize) -> u32 {
     u32_at(table, 4 * i)
 }
 
+/// Offset inside the block of the table of a summary of `n` entries; `None`
+/// if such a summary cannot fit behind a header area of `hdr` bytes.
+pub(crate) fn table_offset(block_size: usize, hdr: usize, n: u32) -> Option<usize> {
+    let len = 4 * (n as usize + 1) + TRAILER_LEN;
+    (len + hdr <= block_size).then(|| block_size - len)
+}
+
+/// Bytes of the table of a summary of `n` entries.
+pub(crate) fn table_len(n: u32) -> usize {
+    4 * (n as usize + 1)
+}
+
+/// A summary is trusted only if everything it describes validates
+/// (FORMAT.md, "Summary"): the table's CRC, offsets increasing from the
+/// header area, the end before the summary area, and sane indices.
+/// Returns the block's end (the table's last offset).
+pub(crate) fn summary_trusted(
+    seq: u64,
+    t: &Trailer,
+    table: &[u8],
+    hdr: usize,
+    block_size: usize,
+    p: usize,
+) -> Option<u32> {
+    let n = t.count as usize;
+    if table.len() != 4 * (n + 1)
+        || seeded_crc(seq, table) != t.table_crc
+        || t.flags & !FLAG_TAIL_OPEN != 0
+        || t.next < u64::from(t.count)
+        || t.low > t.next
+        || t.floor > t.next
+    {
+        return None;
+    }
+    let end = table_at(table, n) as usize;
+    if end + summary_len(n, p) > block_size || end < hdr {
+        return None;
+    }
+    let mut last = hdr;
+    for i in 0..n {
+        let off = table_at(table, i) as usize;
+        if off < last || (i > 0 && off == last) || off + REC_LEN > end {
+            return None;
+        }
+        last = off;
+    }
+    Some(end as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,21 +435,34 @@ mod tests {
             prev: 6,
             base: 100,
             floor: 3,
+            prev_end: 200,
             block_size: 4096,
         };
         let mut b = h.encode();
         assert_eq!(BlockHeader::decode(&b), Some(h));
+        for bit in [0, 37, 8 * 20 + 3, 8 * 45] {
+            let mut d = b;
+            d[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(BlockHeader::decode(&d), None);
+            assert_eq!(BlockHeader::decode_damaged(&d), Some(h), "bit {bit}");
+        }
+        assert_eq!(BlockHeader::decode_damaged(&b), None);
         b[20] ^= 1;
-        assert_eq!(BlockHeader::decode(&b), None);
+        b[30] ^= 1;
+        assert_eq!(BlockHeader::decode_damaged(&b), None);
     }
 
     #[test]
     fn record_crc_is_seeded_by_seq() {
         let mut out = Vec::new();
-        push_record(&mut out, 4, 9, Kind::Entry, 42, &[b"hello"]);
+        push_record(&mut out, 4, 9, Kind::Entry, true, 42, &[b"hello"]);
         assert_eq!(out.len(), 24);
         let h = RecHeader::decode(&out).unwrap();
-        assert_eq!((h.kind, h.len, h.index), (Kind::Entry, 5, 42));
+        assert_eq!(
+            (h.kind, h.synced, h.len, h.index),
+            (Kind::Entry, true, 5, 42)
+        );
+        assert_eq!(out[4], 0x81);
         assert!(record_valid(9, &out[..16], &out[16..21]));
         assert!(!record_valid(10, &out[..16], &out[16..21]));
         // FORMAT.md: CRC over seq, header bytes 4..16, then the payload.
@@ -347,5 +489,12 @@ mod tests {
         assert_eq!(decode_trailer(3, tr), Some(t));
         assert_eq!(decode_trailer(4, tr), None);
         assert_eq!(table_at(tab, 1), 100);
+        assert_eq!(summary_trusted(3, &t, tab, 48, 512, 8), Some(160));
+        let mut bad = tab.to_vec();
+        bad[0] ^= 1;
+        assert_eq!(summary_trusted(3, &t, &bad, 48, 512, 8), None);
+        // An erased table under a valid trailer (a torn NOR summary).
+        let erased = [0xFFu8; 12];
+        assert_eq!(summary_trusted(3, &t, &erased, 48, 512, 8), None);
     }
 }

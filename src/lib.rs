@@ -36,6 +36,7 @@ pub use devices::sim::{
     TornFill, Violation,
 };
 pub use error::Error;
+pub use recovery::{Cut, RecoveryMode, RecoveryReport};
 pub use wal::{Entry, Iter, Wal, WalOptions};
 
 #[cfg(feature = "std")]

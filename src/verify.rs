@@ -4,11 +4,14 @@
 //! [`BlockDevice`]; the `blockwal verify` and `inspect` commands print its
 //! [`Report`].
 //!
-//! What counts as a problem: anything a crash cannot leave behind. A crash
-//! can leave a torn last record in the head block or the meta block, or a
-//! sealed block without its summary; those are listed as notes, not
-//! problems. A damaged last record of the head block looks exactly like a
-//! torn one, so it is a note too.
+//! What counts as a problem: anything a crash cannot leave behind, in a
+//! block the log uses. The categories are recovery's (FORMAT.md, "The record
+//! scanner"): records that stop at an invalid record followed by a valid
+//! `SYNCED` one are corruption (a problem); a stop with no such record is a
+//! torn write (a note: it is also what a flip in the newest write of a chain
+//! looks like); a sealed block without its summary is a note; damage in
+//! blocks the log no longer uses (freed blocks, stale copies) is listed
+//! apart as not live.
 
 use alloc::string::String;
 use alloc::vec;
@@ -16,12 +19,12 @@ use alloc::vec::Vec;
 
 use crate::device::{BlockDevice, Geometry};
 use crate::format::{
-    self, BlockHeader, Kind, RecHeader, Trailer, FLAG_CONT, FLAG_TAIL_OPEN, KIND_LOG, MAGIC,
-    REC_LEN, TRAILER_LEN, VERSION,
+    self, BlockHeader, RecHeader, Trailer, FLAG_CONT, FLAG_TAIL_OPEN, KIND_LOG, REC_LEN,
+    TRAILER_LEN,
 };
 use crate::index::{Loc, MemBlock};
-use crate::meta::{self, MetaMap};
-use crate::recovery::{self, Reader};
+
+use crate::recovery::{self, Reader, Stop};
 use crate::Error;
 
 /// A summary differing from the expected one in at most this many bytes is
@@ -103,6 +106,9 @@ pub struct Report {
     pub problems: Vec<Finding>,
     /// What a crash can leave behind (torn last records, missing summaries).
     pub notes: Vec<Finding>,
+    /// Damage found in blocks the log no longer uses (freed blocks, stale
+    /// copies): not live, so not corruption of the log.
+    pub not_live: Vec<Finding>,
     /// The log as opening sees it: first index (if any entry).
     pub first_index: Option<u64>,
     /// Last index (if any entry).
@@ -117,6 +123,9 @@ pub struct Report {
     pub meta: Vec<(String, Vec<u8>)>,
     /// Opening the log failed with this (also listed as a problem).
     pub open_error: Option<&'static str>,
+    /// What a strict open found (torn bytes dropped, blocks scanned), when
+    /// it succeeded.
+    pub recovery: Option<crate::RecoveryReport>,
 }
 
 impl Report {
@@ -184,34 +193,6 @@ impl<D: BlockDevice> Ctx<'_, D> {
             .fetch(self.dev, base + (at + REC_LEN) as u64, r.len, limit)?;
         Ok(format::record_valid(seq, &h, payload))
     }
-
-    /// The first offset at or after `from` (program-aligned, below `to`)
-    /// where a record valid under `seq` starts: records after the point
-    /// where replay stopped mean a record in between was damaged.
-    fn valid_record_after(
-        &mut self,
-        block: u32,
-        seq: u64,
-        from: usize,
-        to: usize,
-    ) -> Result<Option<usize>, Error<D::Error>> {
-        let p = self.g.program_size as usize;
-        let mut at = format::round_up(from, p);
-        while at + REC_LEN <= to {
-            if self.record_at(block, seq, at)? {
-                return Ok(Some(at));
-            }
-            at += p;
-        }
-        Ok(None)
-    }
-
-    /// True if `[from, to)` of the device holds only the erase value (or
-    /// zeros on devices without one: a never-used file block).
-    fn blank(&mut self, from: u64, to: u64) -> Result<bool, Error<D::Error>> {
-        let v = self.g.erase_value.unwrap_or(0);
-        recovery::is_blank(self.dev, &mut self.rd, from, to, v)
-    }
 }
 
 /// Checks everything on `dev` (read only). Device errors are returned;
@@ -235,21 +216,32 @@ pub fn verify<D: BlockDevice>(dev: &mut D) -> Result<Report, Error<D::Error>> {
     // Headers first: the highest seq and the links tell damaged headers apart.
     let mut raw = vec![[0u8; format::HEADER_LEN]; g.block_count as usize];
     let mut headers = Vec::with_capacity(g.block_count as usize);
-    let mut max_seq = 0;
+    let mut newest = (0u64, 0u64);
     for b in 0..g.block_count {
         let mut hb = [0u8; format::HEADER_LEN];
         cx.read(g.block_offset(b), &mut hb)?;
         let h = BlockHeader::decode(&hb).filter(|h| h.block_size == g.block_size);
         if let Some(h) = &h {
-            max_seq = max_seq.max(h.seq);
+            if h.kind == KIND_LOG {
+                newest.0 = newest.0.max(h.seq);
+            } else {
+                newest.1 = newest.1.max(h.seq);
+            }
         }
         raw[b as usize] = hb;
         headers.push(h);
     }
 
+    // Seqs that log blocks link to: a damaged header with one was live.
+    let linked: Vec<u64> = headers
+        .iter()
+        .flatten()
+        .filter(|h| h.kind == KIND_LOG)
+        .map(|h| h.prev)
+        .collect();
     for b in 0..g.block_count {
         let r = match headers[b as usize] {
-            None => check_free(&mut cx, b, &raw[b as usize], &headers, max_seq)?,
+            None => check_free(&mut cx, b, &raw[b as usize], newest, &linked)?,
             Some(h) if h.kind == KIND_LOG => check_log(&mut cx, b, &h)?,
             Some(h) => check_meta(&mut cx, b, &h)?,
         };
@@ -257,8 +249,9 @@ pub fn verify<D: BlockDevice>(dev: &mut D) -> Result<Report, Error<D::Error>> {
     }
 
     // The chain, as opening walks it.
-    match recovery::open(cx.dev, 64 << 10) {
+    match recovery::open(cx.dev, 64 << 10, recovery::RecoveryMode::Strict) {
         Ok(rec) => {
+            report.recovery = Some(rec.report.clone());
             let (first, next) = (rec.first, rec.next);
             let empty = next.is_none_or(|n| first >= n);
             report.first_index = (!empty).then_some(first);
@@ -282,6 +275,12 @@ pub fn verify<D: BlockDevice>(dev: &mut D) -> Result<Report, Error<D::Error>> {
             if let Some(mb) = rec.meta_block {
                 report.blocks[mb.block as usize].live = true;
             }
+            // The log opened: damage outside its live blocks is not live.
+            let (live, dead): (Vec<Finding>, Vec<Finding>) = core::mem::take(&mut cx.problems)
+                .into_iter()
+                .partition(|f| report.blocks[f.block as usize].live);
+            cx.problems = live;
+            report.not_live = dead;
             // A sealed block of the chain without its summary: a crash
             // between sealing and writing it, or a summary lost since.
             let head = report.chain.last().copied();
@@ -335,47 +334,37 @@ fn blank_report(block: u32, kind: BlockKind) -> BlockReport {
     }
 }
 
-/// A block without a valid header is free, unless its records show that a
-/// header was there: then the header is damaged.
+/// A block without a valid header is free, unless its header is one bit
+/// from valid and its records are valid under that header's `seq`: then the
+/// header is damaged. Above the newest block of its kind, or linked to by a
+/// log block, it was live (corruption); else it is a freed block (not live:
+/// a note).
 fn check_free<D: BlockDevice>(
     cx: &mut Ctx<'_, D>,
     b: u32,
     raw: &[u8; format::HEADER_LEN],
-    headers: &[Option<BlockHeader>],
-    max_seq: u64,
+    newest: (u64, u64),
+    linked: &[u64],
 ) -> Result<BlockReport, Error<D::Error>> {
     let r = blank_report(b, BlockKind::Free);
-    let g = cx.g;
-    let start = g.block_offset(b);
-    if raw[0..4] == MAGIC && raw[4] == VERSION {
-        let size = u32::from_le_bytes([raw[40], raw[41], raw[42], raw[43]]);
-        if size != g.block_size && BlockHeader::decode(raw).is_some() {
-            cx.problem(b, 40, "block header written with another block size");
-        } else {
-            cx.problem(b, 0, "block header checksum mismatch (damaged header)");
-        }
+    if BlockHeader::decode(raw).is_some() {
+        cx.problem(b, 0, "block header written with another block size");
         return Ok(r);
     }
-    if cx.blank(start, start + format::HEADER_LEN as u64)? {
+    let Some(d) = BlockHeader::decode_damaged(raw) else {
         return Ok(r);
-    }
-    // Which seq could the header have held? Its own seq field, the seqs
-    // newer blocks link to but nobody has, and the next few after the
-    // highest (a damaged head).
-    let mut candidates = vec![u64::from_le_bytes([
-        raw[8], raw[9], raw[10], raw[11], raw[12], raw[13], raw[14], raw[15],
-    ])];
-    for h in headers.iter().flatten() {
-        if h.kind == KIND_LOG && h.prev != 0 && !headers.iter().flatten().any(|o| o.seq == h.prev) {
-            candidates.push(h.prev);
-        }
-    }
-    candidates.extend((1..=4).map(|k| max_seq.saturating_add(k)));
+    };
     let hdr = cx.hdr;
-    for seq in candidates {
-        if seq != 0 && cx.record_at(b, seq, hdr)? {
+    if d.seq != 0 && cx.record_at(b, d.seq, hdr)? {
+        let newest = if d.kind == KIND_LOG {
+            newest.0
+        } else {
+            newest.1
+        };
+        if d.seq > newest || linked.contains(&d.seq) {
             cx.problem(b, 0, "block header damaged: the block holds valid records");
-            break;
+        } else {
+            cx.note(b, 0, "damaged header of a freed block (not live)");
         }
     }
     Ok(r)
@@ -388,7 +377,8 @@ fn check_log<D: BlockDevice>(
 ) -> Result<BlockReport, Error<D::Error>> {
     let g = cx.g;
     let (bs, p) = (g.block_size as usize, g.program_size as usize);
-    let m = recovery::scan_log(cx.dev, &mut cx.rd, &g, b, h)?;
+    let (m, scanned) = recovery::scan_log(cx.dev, &mut cx.rd, &g, b, h, true)?;
+    let stop = scanned.stop;
     let n = m.offsets.len();
     let mut r = blank_report(b, BlockKind::Log);
     r.seq = h.seq;
@@ -398,7 +388,7 @@ fn check_log<D: BlockDevice>(
     r.cont = h.flags & FLAG_CONT != 0;
     r.entries = (m.next - n as u64, m.next);
     r.end = m.end;
-    r.records = count_records(cx, b, m.end)?;
+    r.records = scanned.records;
 
     // The summary this replay calls for, compared byte for byte. A block
     // whose last entry never finished (a crash) is sealed without it.
@@ -466,18 +456,23 @@ fn check_log<D: BlockDevice>(
         }
         return Ok(r);
     }
-    // No summary: the head, or a block sealed just before a crash. Records
-    // valid after the point where replay stopped mean a damaged record.
-    let room = bs - format::summary_len(n, p);
-    if let Some(_later) = cx.valid_record_after(b, h.seq, m.end as usize + p, room)? {
-        cx.problem(b, m.end as usize, "invalid record followed by valid ones (a damaged record, or unsynced writes partly lost in a crash)");
-    } else if !stops_clean(cx, b, m.end as usize, room)? {
-        cx.note(
+    // No summary: the head, or a block sealed just before a crash. A valid
+    // SYNCED record after the point where the scan stopped means a damaged
+    // record (FORMAT.md, "The record scanner").
+    match stop {
+        Stop::Corrupt { .. } => cx.problem(
             b,
             m.end as usize,
-            "records end in an invalid record (torn last write, or damage)",
-        );
+            "invalid record followed by valid ones written after a sync (damaged record)",
+        ),
+        Stop::Torn { .. } => cx.note(
+            b,
+            m.end as usize,
+            "records end in an invalid record (torn last write, or the newest write damaged)",
+        ),
+        _ => {}
     }
+    let _ = n;
     Ok(r)
 }
 
@@ -496,103 +491,35 @@ fn expected_summary(m: &MemBlock, seq: u64, p: usize) -> Vec<u8> {
     format::encode_summary(seq, &table, &t, p)
 }
 
-/// True if the bytes where replay stopped do not look like a record at all:
-/// end of the records area, blank (erase value or zeros), or (on devices
-/// without erase) an unknown record kind.
-fn stops_clean<D: BlockDevice>(
-    cx: &mut Ctx<'_, D>,
-    b: u32,
-    end: usize,
-    room: usize,
-) -> Result<bool, Error<D::Error>> {
-    if end + REC_LEN > room {
-        return Ok(true);
-    }
-    let base = cx.g.block_offset(b);
-    let at = base + end as u64;
-    if cx.g.erase_value.is_some() {
-        return cx.blank(at, base + room as u64);
-    }
-    let mut h = [0u8; REC_LEN];
-    cx.read(at, &mut h)?;
-    Ok(h.iter().all(|&x| x == 0) || RecHeader::decode(&h).is_none())
-}
-
-/// Valid records of a block up to `end` (its replay's end).
-fn count_records<D: BlockDevice>(
-    cx: &mut Ctx<'_, D>,
-    b: u32,
-    end: u32,
-) -> Result<u32, Error<D::Error>> {
-    let p = cx.g.program_size as usize;
-    let base = cx.g.block_offset(b);
-    let limit = base + u64::from(cx.g.block_size);
-    let mut at = cx.hdr;
-    let mut n = 0;
-    while at < end as usize {
-        let hb = cx.rd.fetch(cx.dev, base + at as u64, REC_LEN, limit)?;
-        let Some(r) = RecHeader::decode(hb) else {
-            break;
-        };
-        at += r.span(p);
-        n += 1;
-    }
-    Ok(n)
-}
-
 fn check_meta<D: BlockDevice>(
     cx: &mut Ctx<'_, D>,
     b: u32,
     h: &BlockHeader,
 ) -> Result<BlockReport, Error<D::Error>> {
     let g = cx.g;
-    let (bs, p) = (g.block_size as usize, g.program_size as usize);
     let mut r = blank_report(b, BlockKind::Meta);
     r.seq = h.seq;
-    let base = g.block_offset(b);
-    let limit = base + bs as u64;
-    let mut map = MetaMap::new();
-    let mut at = cx.hdr;
-    loop {
-        if at + REC_LEN > bs {
-            break;
-        }
-        let mut hb = [0u8; REC_LEN];
-        hb.copy_from_slice(cx.rd.fetch(cx.dev, base + at as u64, REC_LEN, limit)?);
-        let Some(rh) = RecHeader::decode(&hb) else {
-            break;
-        };
-        if at + rh.span(p) > bs || (r.records == 0) != (rh.kind == Kind::Snapshot) {
-            break;
-        }
-        let payload = cx
-            .rd
-            .fetch(cx.dev, base + (at + REC_LEN) as u64, rh.len, limit)?;
-        if !format::record_valid(h.seq, &hb, payload) || !meta::apply(&mut map, rh.kind, payload) {
-            break;
-        }
-        r.records += 1;
-        at += rh.span(p);
-    }
-    r.end = at as u32;
-    if cx.valid_record_after(b, h.seq, at + p, bs)?.is_some() {
-        cx.problem(
+    let (_, s) = recovery::scan_meta(cx.dev, &mut cx.rd, &g, b, h.seq, true)?;
+    r.records = s.records;
+    r.end = s.end;
+    let at = s.end as usize;
+    match s.stop {
+        Stop::Corrupt { .. } => cx.problem(
             b,
             at,
-            "invalid metadata record followed by valid ones (damaged record)",
-        );
-    } else if r.records == 0 {
-        cx.note(
+            "invalid metadata record followed by valid ones written after a sync (damaged record)",
+        ),
+        _ if r.records == 0 => cx.note(
             b,
             at,
             "metadata block without a valid snapshot (torn by a crash, or damaged)",
-        );
-    } else if !stops_clean(cx, b, at, bs)? {
-        cx.note(
+        ),
+        Stop::Torn { .. } => cx.note(
             b,
             at,
-            "metadata records end in an invalid record (torn last write, or damage)",
-        );
+            "metadata records end in an invalid record (torn last write)",
+        ),
+        _ => {}
     }
     Ok(r)
 }

@@ -15,7 +15,7 @@ use crate::format::{
 };
 use crate::index::{self, Loc, LogBlock, MemBlock, TailCache};
 use crate::meta::{self, MetaMap, MAX_KEY_LEN};
-use crate::recovery::{self, MetaBlock};
+use crate::recovery::{self, MetaBlock, RecoveryMode, RecoveryReport};
 use crate::Error;
 
 /// Blocks kept free for truncate/compact records and metadata snapshots, so
@@ -103,6 +103,13 @@ pub struct Wal<D: BlockDevice> {
     meta_block: Option<MetaBlock>,
     poisoned: bool,
     read_error: RefCell<Option<Error<D::Error>>>,
+    /// A sync covered every record of the head: the next record written
+    /// into it carries `SYNCED` (FORMAT.md, "Records").
+    head_synced: bool,
+    /// Where the head's records end when the head is described by its
+    /// summary (a salvaged head); Mem heads keep it in their replay state.
+    head_end: u32,
+    report: RecoveryReport,
 }
 
 type Res<T, D> = Result<T, Error<<D as BlockDevice>::Error>>;
@@ -114,8 +121,18 @@ impl<D: BlockDevice> Wal<D> {
         Self::open_with(device, WalOptions::default())
     }
 
-    /// Opens the log on `device` with `opts`.
-    pub fn open_with(mut device: D, opts: WalOptions) -> Res<Self, D> {
+    /// Opens the log on `device` with `opts`, strictly: corruption is an
+    /// [`Error::Corrupt`] naming block, offset and what.
+    pub fn open_with(device: D, opts: WalOptions) -> Res<Self, D> {
+        Self::open_mode(device, opts, RecoveryMode::Strict)
+    }
+
+    /// Opens the log on `device` with `opts` in `mode`. With
+    /// [`RecoveryMode::Salvage`] the longest intact prefix is opened, the
+    /// rest is cut off durably before this returns, and
+    /// [`Wal::recovery_report`] says exactly what was dropped (what a
+    /// `blockwal salvage` command calls).
+    pub fn open_mode(mut device: D, opts: WalOptions, mode: RecoveryMode) -> Res<Self, D> {
         let geo = device.geometry();
         geo.validate().map_err(Error::Geometry)?;
         let p = geo.program_size as usize;
@@ -130,7 +147,8 @@ impl<D: BlockDevice> Wal<D> {
             return Err(Error::Geometry("a log needs at least 4 blocks"));
         }
         let geo = device.geometry();
-        let r = recovery::open(&mut device, opts.read_window)?;
+        let r = recovery::open(&mut device, opts.read_window, mode)?;
+        let (log_cut, meta_cut) = (r.log_cut, r.meta_cut);
         let free = r.used.iter().filter(|u| !**u).count() as u32;
         let cursor = r
             .blocks
@@ -158,6 +176,9 @@ impl<D: BlockDevice> Wal<D> {
             meta_block: r.meta_block,
             poisoned: false,
             read_error: RefCell::new(None),
+            head_synced: false,
+            head_end: r.head_end,
+            report: r.report,
         };
         // Appends resume at the end of an appendable head's records.
         match wal.blocks.back() {
@@ -170,7 +191,24 @@ impl<D: BlockDevice> Wal<D> {
             }
             _ => wal.head_open = false,
         }
+        // Salvage: make the cut durable before anything else happens: a new
+        // head linked to the salvaged one at its end, a fresh meta snapshot.
+        if log_cut {
+            if let Some(next) = wal.next {
+                wal.head_open = false;
+                wal.open_block(next, false, true)?;
+            }
+        }
+        if meta_cut {
+            wal.meta_snapshot()?;
+        }
         Ok(wal)
+    }
+
+    /// What opening found and dropped (torn bytes, blocks scanned, and in
+    /// salvage mode what was cut off).
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
     }
 
     /// Gives the device back. Nothing is flushed: call [`Wal::sync`] first.
@@ -263,7 +301,16 @@ impl<D: BlockDevice> Wal<D> {
         {
             return false;
         }
-        format::push_record(&mut self.wbuf, p, b.seq, Kind::Entry, index, &[data]);
+        let synced = core::mem::replace(&mut self.head_synced, false);
+        format::push_record(
+            &mut self.wbuf,
+            p,
+            b.seq,
+            Kind::Entry,
+            synced,
+            index,
+            &[data],
+        );
         m.offsets.push(at as u32);
         m.next = index + 1;
         m.end = (at + span) as u32;
@@ -352,7 +399,8 @@ impl<D: BlockDevice> Wal<D> {
 
     fn push_rec(&mut self, kind: Kind, index: u64, payload: &[u8]) {
         let seq = self.blocks.back().map_or(0, |b| b.seq);
-        format::push_record(&mut self.wbuf, self.p, seq, kind, index, &[payload]);
+        let synced = core::mem::replace(&mut self.head_synced, false);
+        format::push_record(&mut self.wbuf, self.p, seq, kind, synced, index, &[payload]);
     }
 
     fn write_entry(&mut self, index: u64, data: &[u8]) -> Res<(), D> {
@@ -470,6 +518,13 @@ impl<D: BlockDevice> Wal<D> {
     /// Erases a free block and makes a header durable in it (FORMAT.md,
     /// "Opening a block"): no record ever outlives its header.
     fn start_block(&mut self, h: &BlockHeader) -> Res<u32, D> {
+        if h.seq >= format::SEQ_LIMIT {
+            return Err(Error::Corrupt {
+                block: 0,
+                offset: 0,
+                what: "sequence numbers exhausted (2^63 blocks allocated)",
+            });
+        }
         let block = self.alloc(true)?;
         let mut buf = vec![0u8; self.hdr];
         buf[..format::HEADER_LEN].copy_from_slice(&h.encode());
@@ -491,6 +546,11 @@ impl<D: BlockDevice> Wal<D> {
             self.ensure_free(1, false)?;
         }
         let seq = self.next_seq;
+        let prev_end = match self.blocks.back().map(|b| &b.loc) {
+            Some(Loc::Mem(m)) => m.end,
+            Some(Loc::Summary { .. }) => self.head_end,
+            None => 0,
+        };
         let h = BlockHeader {
             kind: KIND_LOG,
             flags: if cont { FLAG_CONT } else { 0 },
@@ -498,10 +558,21 @@ impl<D: BlockDevice> Wal<D> {
             prev: self.blocks.back().map_or(0, |b| b.seq),
             base,
             floor: self.floor,
+            prev_end,
             block_size: self.geo.block_size,
         };
+        if !h.link_fits() {
+            return Err(Error::Corrupt {
+                block: self.blocks.back().map_or(0, |b| b.block),
+                offset: 0,
+                what: "more than 2^32 allocations since the head was opened",
+            });
+        }
         let block = self.start_block(&h)?;
         self.next_seq += 1;
+        // The header's sync covered the old head's records; the new head is
+        // empty: its first record says so.
+        self.head_synced = true;
         self.write_summaries()?;
         let m = MemBlock {
             offsets: Vec::new(),
@@ -622,7 +693,9 @@ impl<D: BlockDevice> Wal<D> {
     pub fn sync(&mut self) -> Res<(), D> {
         self.flush()?;
         let r = self.dev.get_mut().sync();
-        r.map_err(|e| self.poison(e))
+        r.map_err(|e| self.poison(e))?;
+        self.head_synced = true;
+        Ok(())
     }
 
     // ----- truncate / compact ----------------------------------------------
@@ -741,7 +814,8 @@ impl<D: BlockDevice> Wal<D> {
     /// appended to the meta block when it fits, else a fresh snapshot block.
     fn meta_record(&mut self, kind: Kind, payload: &[&[u8]]) -> Res<(), D> {
         let bs = self.geo.block_size as usize;
-        let snap = format::round_up(REC_LEN + meta::snapshot_len(&self.meta), self.p);
+        let snap = format::round_up(REC_LEN + meta::snapshot_len(&self.meta), self.p)
+            + format::round_up(REC_LEN, self.p);
         if self.hdr + snap > bs {
             let max = bs - self.hdr - REC_LEN - 9;
             return Err(Error::MetaTooLarge {
@@ -751,23 +825,44 @@ impl<D: BlockDevice> Wal<D> {
         }
         let len: usize = payload.iter().map(|s| s.len()).sum();
         let span = format::round_up(REC_LEN + len, self.p);
+        let mark = format::round_up(REC_LEN, self.p);
         if let Some(mb) = self
             .meta_block
             .clone()
-            .filter(|mb| mb.appendable && mb.cursor as usize + span <= bs)
+            .filter(|mb| mb.appendable && mb.cursor as usize + span + mark <= bs)
         {
             let mut buf = Vec::with_capacity(span);
-            format::push_record(&mut buf, self.p, mb.seq, kind, 0, payload);
+            format::push_record(&mut buf, self.p, mb.seq, kind, mb.synced, 0, payload);
             let at = self.geo.block_offset(mb.block) + u64::from(mb.cursor);
             let dev = self.dev.get_mut();
             let r = dev.program(at, &buf).and_then(|_| dev.sync());
             r.map_err(|e| self.poison(e))?;
             if let Some(m) = self.meta_block.as_mut() {
                 m.cursor += span as u32;
+                m.synced = true;
             }
-            return Ok(());
+            return self.meta_mark();
         }
         self.meta_snapshot()
+    }
+
+    /// Programs a MARK (with `SYNCED`) after a synced meta record, and syncs:
+    /// a later flip of that record is then corruption, not a torn write
+    /// (FORMAT.md, "Meta").
+    fn meta_mark(&mut self) -> Res<(), D> {
+        let Some(mb) = self.meta_block.clone() else {
+            return Ok(());
+        };
+        let mut buf = Vec::new();
+        format::push_record(&mut buf, self.p, mb.seq, Kind::Mark, true, 0, &[]);
+        let at = self.geo.block_offset(mb.block) + u64::from(mb.cursor);
+        let dev = self.dev.get_mut();
+        let r = dev.program(at, &buf).and_then(|_| dev.sync());
+        r.map_err(|e| self.poison(e))?;
+        if let Some(m) = self.meta_block.as_mut() {
+            m.cursor += buf.len() as u32;
+        }
+        Ok(())
     }
 
     /// Writes the whole map into a fresh meta block: header durable, then
@@ -781,6 +876,7 @@ impl<D: BlockDevice> Wal<D> {
             prev: 0,
             base: 0,
             floor: 0,
+            prev_end: 0,
             block_size: self.geo.block_size,
         };
         let block = self.start_block(&h)?;
@@ -791,6 +887,7 @@ impl<D: BlockDevice> Wal<D> {
             self.p,
             seq,
             Kind::Snapshot,
+            true,
             0,
             &[&meta::snapshot_payload(&self.meta)],
         );
@@ -799,12 +896,15 @@ impl<D: BlockDevice> Wal<D> {
             .program(self.geo.block_offset(block) + self.hdr as u64, &buf)
             .and_then(|_| dev.sync());
         r.map_err(|e| self.poison(e))?;
-        if let Some(old) = self.meta_block.replace(MetaBlock {
+        let old = self.meta_block.replace(MetaBlock {
             block,
             seq,
             cursor: (self.hdr + buf.len()) as u32,
             appendable: true,
-        }) {
+            synced: true,
+        });
+        self.meta_mark()?;
+        if let Some(old) = old {
             self.release(old.block);
         }
         Ok(())

@@ -171,8 +171,9 @@ fn garbage_blocks_spliced_into_a_valid_log() {
     }
 }
 
-/// A head whose `prev` points to itself or forward must not make recovery
-/// loop (each walk and each dropped head must descend).
+/// A head whose link (`seq - prev`, FORMAT.md) points to itself or forward
+/// must not make recovery loop: such a header is not valid, and the sealed
+/// block below it then shows the newest block is missing.
 #[test]
 fn self_and_forward_links_terminate() {
     let g = Geometry {
@@ -184,16 +185,16 @@ fn self_and_forward_links_terminate() {
     let (image, _, _) = build(g);
     let head = head_block(g, &image) * 256;
     let seq = u64::from_le_bytes(image[head + 8..head + 16].try_into().unwrap());
-    for prev in [seq, seq + 1, u64::MAX] {
+    for back in [seq, seq + 1, u64::from(u32::MAX)] {
         let mut bad = image.clone();
-        bad[head + 16..head + 24].copy_from_slice(&prev.to_le_bytes());
+        bad[head + 16..head + 20].copy_from_slice(&(back as u32).to_le_bytes());
         // Re-seal the header so only the link is wrong.
         let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&bad[head..head + 44]);
         bad[head + 44..head + 48].copy_from_slice(&crc.to_le_bytes());
         match Wal::open(MemDevice::from_image(g, bad)) {
             Err(Error::Corrupt { .. }) => {}
-            Err(e) => panic!("prev = {prev}: unexpected {e}"),
-            Ok(_) => panic!("prev = {prev}: a forward link was accepted"),
+            Err(e) => panic!("back = {back}: unexpected {e}"),
+            Ok(_) => panic!("back = {back}: a forward link was accepted"),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::device::{BlockDevice, Geometry};
 use crate::devices::file::{read_exact_at, FileError, FileOp};
+use crate::format::{BlockHeader, HEADER_LEN};
 
 /// A raw image opened read-only. Reads come from the file; `program`,
 /// `erase`, `sync` and `grow` fail, so a [`crate::Wal`] opened over it can
@@ -66,15 +67,12 @@ impl ImageDevice {
             offsets.extend((1..4u64).map(|k| k << shift));
         }
         for off in offsets {
-            if off + 48 > len {
+            if off + HEADER_LEN as u64 > len {
                 continue;
             }
-            let mut h = [0u8; 48];
+            let mut h = [0u8; HEADER_LEN];
             read_exact_at(&file, &mut h, off).map_err(at(FileOp::Read(off), path))?;
-            let crc = u32::from_le_bytes([h[44], h[45], h[46], h[47]]);
-            let ok = &h[0..4] == b"BWAL" && crate::format::CRC.checksum(&h[..44]) == crc;
-            if ok {
-                let bs = u32::from_le_bytes([h[40], h[41], h[42], h[43]]);
+            if let Some(bs) = BlockHeader::block_size_of(&h) {
                 if bs.is_power_of_two() || off == 0 || off % u64::from(bs.max(1)) == 0 {
                     return Ok(Some(bs));
                 }
