@@ -22,6 +22,12 @@ RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --all-features
 step "host tests: conformance, crash simulation, properties, kills, doctests"
 cargo test -q --release --all-features
 
+step "examples build, and the quick ones run (each checks what it shows)"
+cargo build -q --release --examples --all-features
+for ex in openraft_node tokio_tasks sim_crash_test verify_image firmware flash_hal; do
+  cargo run -q --release --all-features --example "$ex" > /dev/null
+done
+
 step "no_std core builds for thumbv7em"
 cargo build -q --release --lib --no-default-features --target thumbv7em-none-eabihf
 
