@@ -17,6 +17,7 @@ use super::Geometry;
 
 /// A rule an operation broke. Offsets and lengths are those the caller gave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Breach {
     /// The range does not lie inside the device.
     OutOfBounds {
@@ -138,6 +139,7 @@ pub fn check_unprogrammed(
 
 /// What a checked program covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProgramSpan {
     /// The bytes, as indexes into the device's content.
     pub bytes: Range<usize>,
