@@ -347,7 +347,10 @@ fn blockwal_stores(
     (1..=3)
         .map(|i| {
             let wal = RaftWal::open(root.join(format!("{name}-node{i}")))?;
-            let store = LogStore::with_options(wal.into_inner(), LogStoreOptions { committed })?;
+            let store = LogStore::with_options(
+                wal.into_inner(),
+                LogStoreOptions::default().committed(committed),
+            )?;
             Ok(store)
         })
         .collect()

@@ -26,6 +26,12 @@ cargo test -q --release --all-features
 cargo test -q --release -p blockwal-bench
 cargo run -q --release --example raft_rs_cluster --features raft-rs
 
+step "examples build, and the quick ones run (each checks what it shows)"
+cargo build -q --release --examples --all-features
+for ex in openraft_node tokio_tasks sim_crash_test verify_image firmware flash_hal; do
+  cargo run -q --release --all-features --example "$ex" > /dev/null
+done
+
 step "no_std core builds for thumbv7em"
 cargo build -q --release --lib --no-default-features --target thumbv7em-none-eabihf
 

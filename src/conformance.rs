@@ -49,7 +49,7 @@ macro_rules! ensure_eq {
     };
 }
 
-fn io<T, E: core::fmt::Debug>(r: Result<T, Error<E>>, what: &str) -> Result<T, String> {
+fn io<T, E: core::fmt::Display>(r: Result<T, Error<E>>, what: &str) -> Result<T, String> {
     r.map_err(|e| format!("{what}: {e}"))
 }
 

@@ -1,5 +1,7 @@
 //! The block-device contract: the only thing the core knows about storage.
 
+pub mod rules;
+
 /// The shape of a device, fixed for the device's life except for growth.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
@@ -53,8 +55,10 @@ impl Geometry {
 ///   twice between two erases of its block;
 /// - nothing is read or written outside `0..capacity()`.
 pub trait BlockDevice {
-    /// The adapter's own error; the core wraps it in [`crate::Error::Device`].
-    type Error: core::fmt::Debug;
+    /// The adapter's own error; the core wraps it in [`crate::Error::Device`],
+    /// whose `Display` shows this error's `Display` (and whose `source` is
+    /// this error when it implements `core::error::Error`).
+    type Error: core::fmt::Debug + core::fmt::Display;
 
     /// The device's shape.
     fn geometry(&self) -> Geometry;

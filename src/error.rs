@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use crate::meta::MAX_KEY_LEN;
+
 /// Everything that can go wrong, each case saying what the caller can do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -74,10 +76,10 @@ impl<E> Error<E> {
     }
 }
 
-impl<E: fmt::Debug> fmt::Display for Error<E> {
+impl<E: fmt::Display> fmt::Display for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Device(e) => write!(f, "device error: {e:?}"),
+            Error::Device(e) => write!(f, "device error: {e}"),
             Error::Corrupt { block, offset, what } => write!(
                 f,
                 "corrupt log: {what} (block {block}, offset {offset}); run `blockwal verify` for details"
@@ -87,12 +89,16 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
                 f,
                 "non-contiguous append: the log expects index {expected}, got {got}"
             ),
-            Error::EntryTooLarge { len, max } => {
-                write!(f, "entry of {len} bytes is larger than the {max} bytes this log accepts")
-            }
-            Error::MetaTooLarge { len, max } => write!(
+            Error::EntryTooLarge { len, max } => write!(
                 f,
-                "metadata of {len} bytes (key + value) is larger than the {max} bytes allowed"
+                "entry of {len} bytes is over this log's limit of {max} bytes: \
+                 split it into smaller entries, or use a larger block size"
+            ),
+            Error::MetaTooLarge { len, max, .. } => write!(
+                f,
+                "metadata of {len} bytes (key + value) is over this log's limit of {max} bytes: \
+                 keys hold at most {MAX_KEY_LEN} bytes and all metadata must fit in one block; \
+                 keep large values in log entries, or use a larger block size"
             ),
             Error::Locked => write!(
                 f,
@@ -107,5 +113,65 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
     }
 }
 
-#[cfg(feature = "std")]
-impl<E: fmt::Debug> std::error::Error for Error<E> {}
+/// `core::error::Error` (also `std::error::Error`, the same trait) with and
+/// without `std`; [`Error::Device`] gives the device error as its `source`.
+impl<E: core::error::Error + 'static> core::error::Error for Error<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Error::Device(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::mem::MemError;
+    use alloc::string::ToString;
+    use core::error::Error as _;
+
+    #[test]
+    fn device_errors_show_their_display_and_are_the_source() {
+        let e: Error<MemError> = Error::Device(MemError::NoSpace);
+        let shown = e.to_string();
+        assert_eq!(shown, alloc::format!("device error: {}", MemError::NoSpace));
+        assert!(
+            !shown.contains("NoSpace"),
+            "Debug leaked into Display: {shown}"
+        );
+        let src = e.source().expect("a device error has a source");
+        assert_eq!(src.to_string(), MemError::NoSpace.to_string());
+        assert!(Error::<MemError>::Full.source().is_none());
+    }
+
+    #[test]
+    fn size_limits_say_the_limit_and_what_to_do() {
+        let e = Error::<MemError>::EntryTooLarge {
+            len: 5000,
+            max: 4000,
+        };
+        let s = e.to_string();
+        assert!(
+            s.contains("5000") && s.contains("4000") && s.contains("split"),
+            "{s}"
+        );
+        let e = Error::<MemError>::MetaTooLarge { len: 300, max: 255 };
+        let s = e.to_string();
+        assert!(
+            s.contains("300") && s.contains("255") && s.contains("larger block"),
+            "{s}"
+        );
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn io_errors_show_their_message_and_box_as_std_errors() {
+        let io = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let msg = io.to_string();
+        let e: Box<dyn std::error::Error> = Box::new(Error::Device(io));
+        assert_eq!(e.to_string(), alloc::format!("device error: {msg}"));
+        assert!(!e.to_string().contains("Os {"), "{e}");
+        assert_eq!(e.source().map(|s| s.to_string()), Some(msg));
+    }
+}

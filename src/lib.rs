@@ -1,12 +1,15 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 extern crate alloc;
 
 #[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
+mod debug;
 pub mod device;
 pub mod devices;
 mod error;
@@ -14,6 +17,7 @@ mod format;
 mod index;
 pub mod meta;
 #[cfg(feature = "openraft")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openraft")))]
 pub mod openraft;
 #[cfg(feature = "raft-rs")]
 pub mod raft_rs;
@@ -26,14 +30,21 @@ mod raft_wal;
 
 pub use device::{BlockDevice, Geometry};
 #[cfg(feature = "flash")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flash")))]
 pub use devices::flash::{FlashDevice, FlashError};
 pub use devices::mem::{MemDevice, MemError};
 #[cfg(all(feature = "opfs", target_arch = "wasm32"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "opfs", target_arch = "wasm32"))))]
 pub use devices::opfs::{OpfsDevice, OpfsError};
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
+pub use devices::sim::{SimConfig, SimDevice};
+// The rest of the simulator lives at `blockwal::devices::sim`; these root
+// paths stay for code written against them but are not advertised.
+#[cfg(feature = "sim")]
+#[doc(hidden)]
 pub use devices::sim::{
-    CutPlan, SimConfig, SimDevice, SimError, SimMonitor, SimOp, SimOpKind, SimStats, Survivors,
-    TornFill, Violation,
+    CutPlan, SimError, SimMonitor, SimOp, SimOpKind, SimStats, Survivors, TornFill, Violation,
 };
 pub use error::Error;
 pub use recovery::{Cut, RecoveryMode, RecoveryReport};

@@ -103,11 +103,29 @@ pub enum CommittedMode {
     Deferred,
 }
 
-/// Settings for [`LogStore::with_options`].
+/// Settings for [`LogStore::with_options`]. Start from
+/// [`LogStoreOptions::default`] and change what you need; new settings may
+/// be added without a breaking release.
+///
+/// ```
+/// use blockwal::openraft::{CommittedMode, LogStoreOptions};
+/// let opts = LogStoreOptions::default().committed(CommittedMode::Deferred);
+/// assert_eq!(opts.committed, CommittedMode::Deferred);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LogStoreOptions {
-    /// When the committed log id is made durable.
+    /// When the committed log id is made durable. Default
+    /// [`CommittedMode::Durable`].
     pub committed: CommittedMode,
+}
+
+impl LogStoreOptions {
+    /// Sets when the committed log id is made durable.
+    pub fn committed(mut self, mode: CommittedMode) -> Self {
+        self.committed = mode;
+        self
+    }
 }
 
 /// An openraft log store (`RaftLogStorage` + `RaftLogReader`) over a [`Wal`].

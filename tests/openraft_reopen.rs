@@ -198,9 +198,7 @@ fn reopen_mem_device_through_into_wal() {
         let wal = Wal::open(MemDevice::new(4096, 4, 256)).unwrap();
         let mut s: LogStore<Tc, MemDevice> = LogStore::with_options(
             wal,
-            LogStoreOptions {
-                committed: CommittedMode::Deferred,
-            },
+            LogStoreOptions::default().committed(CommittedMode::Deferred),
         )
         .unwrap();
         s.save_vote(&Vote::new(4, 2)).await.unwrap();

@@ -51,9 +51,7 @@ fn suite_on_mem_device() {
 #[test]
 fn suite_on_mem_device_deferred_committed() {
     Suite::test_all(MemBuilder {
-        opts: LogStoreOptions {
-            committed: CommittedMode::Deferred,
-        },
+        opts: LogStoreOptions::default().committed(CommittedMode::Deferred),
     })
     .expect("openraft suite on MemDevice, deferred committed");
 }

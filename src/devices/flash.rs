@@ -25,6 +25,7 @@ use core::ops::Range;
 
 use embedded_storage::nor_flash::NorFlash;
 
+use crate::device::rules;
 use crate::device::{BlockDevice, Geometry};
 
 /// The fewest erase blocks a partition may have: the log needs two metadata
@@ -92,6 +93,8 @@ pub enum FlashError<E> {
     },
 }
 
+/// `embedded-storage` asks flash errors for `Debug` only, so the driver's
+/// error shows as its `Debug`; every other case is a sentence.
 impl<E: fmt::Debug> fmt::Display for FlashError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -133,8 +136,7 @@ impl<E: fmt::Debug> fmt::Display for FlashError<E> {
     }
 }
 
-#[cfg(feature = "std")]
-impl<E: fmt::Debug> std::error::Error for FlashError<E> {}
+impl<E: fmt::Debug> core::error::Error for FlashError<E> {}
 
 /// A blockwal device over the byte range `start..end` of a NOR flash.
 ///
@@ -197,12 +199,10 @@ impl<F: NorFlash> FlashDevice<F> {
     /// Flash address of `offset..offset + len` of the partition, if it lies
     /// inside the partition.
     fn locate(&self, offset: u64, len: usize) -> Result<u32, FlashError<F::Error>> {
-        match offset.checked_add(len as u64) {
-            Some(end) if end <= self.geometry.capacity() => {}
-            _ => return Err(FlashError::OutOfBounds { offset, len }),
-        }
-        // Fits: offset < capacity <= u32::MAX - start.
-        Ok(self.start + offset as u32)
+        let bytes = rules::check_bounds(self.geometry.capacity(), offset, len)
+            .map_err(|_| FlashError::OutOfBounds { offset, len })?;
+        // Fits: the partition `start..start + capacity` lies in u32.
+        Ok(self.start + bytes.start as u32)
     }
 }
 
@@ -315,32 +315,26 @@ impl<F: NorFlash> BlockDevice for FlashDevice<F> {
         if data.is_empty() {
             return Ok(());
         }
-        // In 32 bits (`locate` checked the range fits): a u64 division would
-        // pull a kilobyte of runtime support into a Cortex-M image.
+        // Program-once is left to the flash, which refuses a second write.
         let g = self.geometry;
-        let (off, len) = (offset as u32, data.len() as u32);
-        let last = off + len - 1;
-        if off % g.program_size != 0
-            || len % g.program_size != 0
-            || off / g.block_size != last / g.block_size
-        {
-            return Err(FlashError::Misaligned {
+        let rel = (at - self.start) as usize;
+        let bytes = rel..rel + data.len();
+        rules::check_aligned(g.program_size as usize, &bytes)
+            .and_then(|()| rules::check_one_block(g.block_size as usize, &bytes))
+            .map_err(|_| FlashError::Misaligned {
                 offset,
                 len: data.len(),
-            });
-        }
+            })?;
         self.flash.write(at, data).map_err(FlashError::Flash)
     }
 
     fn erase(&mut self, block: u32) -> Result<(), Self::Error> {
         let g = self.geometry;
-        if block >= g.block_count {
-            return Err(FlashError::OutOfBounds {
-                offset: g.block_offset(block),
-                len: g.block_size as usize,
-            });
-        }
-        let from = self.start + block * g.block_size;
+        let bytes = rules::check_erase(&g, block).map_err(|_| FlashError::OutOfBounds {
+            offset: g.block_offset(block),
+            len: g.block_size as usize,
+        })?;
+        let from = self.start + bytes.start as u32;
         self.flash
             .erase(from, from + g.block_size)
             .map_err(FlashError::Flash)

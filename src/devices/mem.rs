@@ -2,7 +2,9 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::fmt;
 
+use crate::device::rules::{self, Breach};
 use crate::device::{BlockDevice, Geometry};
 
 /// What a [`MemDevice`] refuses: each is a breach of the device contract.
@@ -27,9 +29,56 @@ pub enum MemError {
         /// Offset of the unit.
         offset: u64,
     },
+    /// An erase of a block the device does not have.
+    NoSuchBlock {
+        /// The block asked for.
+        block: u32,
+    },
     /// Growing past the device's limit.
     NoSpace,
 }
+
+impl From<Breach> for MemError {
+    fn from(b: Breach) -> Self {
+        match b {
+            Breach::OutOfBounds { offset, len } => MemError::OutOfBounds { offset, len },
+            Breach::Misaligned { offset, len } | Breach::CrossesBlock { offset, len } => {
+                MemError::Misaligned { offset, len }
+            }
+            Breach::Reprogrammed { offset } => MemError::Reprogrammed { offset },
+            Breach::NoSuchBlock { block } => MemError::NoSuchBlock { block },
+        }
+    }
+}
+
+impl fmt::Display for MemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemError::OutOfBounds { offset, len } => write!(
+                f,
+                "access of {len} bytes at offset {offset} is outside the memory device"
+            ),
+            MemError::Misaligned { offset, len } => write!(
+                f,
+                "program of {len} bytes at offset {offset} is not aligned to the program unit \
+                 or crosses a block"
+            ),
+            MemError::Reprogrammed { offset } => write!(
+                f,
+                "program unit at offset {offset} programmed twice without an erase"
+            ),
+            MemError::NoSuchBlock { block } => {
+                write!(
+                    f,
+                    "erase of block {block}, which the memory device does not have"
+                )
+            }
+            MemError::NoSpace => write!(f, "memory device is at its size limit"),
+        }
+    }
+}
+
+impl core::error::Error for MemError {}
 
 /// A device held in memory. Growable up to `max_blocks`; on geometries with an
 /// erase value it refuses to program a unit twice between erases, so tests on
@@ -94,16 +143,6 @@ impl MemDevice {
     pub fn image_mut(&mut self) -> &mut [u8] {
         &mut self.data
     }
-
-    fn check(&self, offset: u64, len: usize) -> Result<usize, MemError> {
-        let end = offset
-            .checked_add(len as u64)
-            .ok_or(MemError::OutOfBounds { offset, len })?;
-        if end > self.data.len() as u64 {
-            return Err(MemError::OutOfBounds { offset, len });
-        }
-        Ok(offset as usize)
-    }
 }
 
 impl BlockDevice for MemDevice {
@@ -114,48 +153,28 @@ impl BlockDevice for MemDevice {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        let at = self.check(offset, buf.len())?;
-        buf.copy_from_slice(&self.data[at..at + buf.len()]);
+        let at = rules::check_bounds(self.data.len() as u64, offset, buf.len())?;
+        buf.copy_from_slice(&self.data[at]);
         Ok(())
     }
 
     fn program(&mut self, offset: u64, data: &[u8]) -> Result<(), MemError> {
-        let at = self.check(offset, data.len())?;
-        let g = self.geometry;
-        let p = u64::from(g.program_size);
-        let bs = u64::from(g.block_size);
-        let misaligned = offset % p != 0
-            || data.len() as u64 % p != 0
-            || (!data.is_empty() && offset / bs != (offset + data.len() as u64 - 1) / bs);
-        if misaligned {
-            return Err(MemError::Misaligned {
-                offset,
-                len: data.len(),
-            });
+        let programmed = &self.programmed;
+        let span = rules::check_program(&self.geometry, offset, data.len(), |u| programmed[u])?;
+        if self.geometry.erase_value.is_some() {
+            self.programmed[span.units].fill(true);
         }
-        if g.erase_value.is_some() {
-            let first = (offset / p) as usize;
-            let units = data.len() / p as usize;
-            if let Some(u) = (first..first + units).find(|&u| self.programmed[u]) {
-                return Err(MemError::Reprogrammed {
-                    offset: u as u64 * p,
-                });
-            }
-            self.programmed[first..first + units]
-                .iter_mut()
-                .for_each(|f| *f = true);
-        }
-        self.data[at..at + data.len()].copy_from_slice(data);
+        self.data[span.bytes].copy_from_slice(data);
         Ok(())
     }
 
     fn erase(&mut self, block: u32) -> Result<(), MemError> {
         let g = self.geometry;
-        let start = self.check(g.block_offset(block), g.block_size as usize)?;
+        let bytes = rules::check_erase(&g, block)?;
         if let Some(ev) = g.erase_value {
-            self.data[start..start + g.block_size as usize].fill(ev);
             let p = g.program_size as usize;
-            self.programmed[start / p..(start + g.block_size as usize) / p].fill(false);
+            self.programmed[bytes.start / p..bytes.end / p].fill(false);
+            self.data[bytes].fill(ev);
         }
         Ok(())
     }
@@ -178,5 +197,52 @@ impl BlockDevice for MemDevice {
         self.programmed
             .resize(len / self.geometry.program_size as usize, false);
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn contract_breaches_are_refused_and_change_nothing() {
+        let g = Geometry {
+            block_size: 128,
+            program_size: 4,
+            block_count: 2,
+            erase_value: Some(0xFF),
+        };
+        let mut d = MemDevice::with_geometry(g, 2);
+        d.program(8, &[1; 4]).unwrap();
+        assert_eq!(
+            d.program(8, &[0; 4]),
+            Err(MemError::Reprogrammed { offset: 8 })
+        );
+        assert_eq!(
+            d.program(124, &[0; 8]),
+            Err(MemError::Misaligned {
+                offset: 124,
+                len: 8
+            })
+        );
+        assert_eq!(
+            d.program(254, &[0; 4]),
+            Err(MemError::OutOfBounds {
+                offset: 254,
+                len: 4
+            })
+        );
+        assert_eq!(d.erase(2), Err(MemError::NoSuchBlock { block: 2 }));
+        assert_eq!(
+            &d.image()[..16],
+            &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 1, 1, 1, 0xFF, 0xFF, 0xFF, 0xFF]
+        );
+        d.erase(0).unwrap();
+        d.program(8, &[0; 4]).unwrap();
+        assert_eq!(
+            MemError::Reprogrammed { offset: 8 }.to_string(),
+            "program unit at offset 8 programmed twice without an erase"
+        );
     }
 }

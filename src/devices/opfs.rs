@@ -351,8 +351,7 @@ impl fmt::Display for OpfsError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for OpfsError {}
+impl core::error::Error for OpfsError {}
 
 /// Lets `?` turn an [`OpfsError`] into the crate's error: a lock becomes
 /// [`crate::Error::Locked`], a used-up quota [`crate::Error::Full`], anything

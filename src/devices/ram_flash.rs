@@ -17,10 +17,13 @@
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Range;
 
 use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
+
+use crate::device::rules::{self, Breach};
 
 /// A rule of NOR flash that a [`RamFlash`] operation broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,8 +97,7 @@ impl fmt::Display for RamFlashError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for RamFlashError {}
+impl core::error::Error for RamFlashError {}
 
 /// NOR flash held in RAM: write unit `WRITE` bytes, erase sector `ERASE`
 /// bytes, read unit `READ` bytes (default 1), capacity chosen at run time.
@@ -216,15 +218,12 @@ impl<const WRITE: usize, const ERASE: usize, const READ: usize> RamFlash<WRITE, 
 
     /// Checks `offset..offset + len` is inside and aligned to `align`; returns
     /// it as a range of `usize`.
-    fn check(&self, align: usize, offset: u32, len: usize) -> Result<usize, RamFlashError> {
-        let at = offset as usize;
-        if len > self.data.len() || at > self.data.len() - len {
-            return Err(RamFlashError::OutOfBounds { offset, len });
-        }
-        if at % align != 0 || len % align != 0 {
-            return Err(RamFlashError::NotAligned { offset, len });
-        }
-        Ok(at)
+    fn check(&self, align: usize, offset: u32, len: usize) -> Result<Range<usize>, RamFlashError> {
+        let bytes = rules::check_bounds(self.data.len() as u64, u64::from(offset), len)
+            .map_err(|_| RamFlashError::OutOfBounds { offset, len })?;
+        rules::check_aligned(align, &bytes)
+            .map_err(|_| RamFlashError::NotAligned { offset, len })?;
+        Ok(bytes)
     }
 }
 
@@ -241,7 +240,7 @@ impl<const WRITE: usize, const ERASE: usize, const READ: usize> ReadNorFlash
 
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), RamFlashError> {
         let at = self.check(READ, offset, bytes.len())?;
-        bytes.copy_from_slice(&self.data[at..at + bytes.len()]);
+        bytes.copy_from_slice(&self.data[at]);
         Ok(())
     }
 
@@ -263,37 +262,36 @@ impl<const WRITE: usize, const ERASE: usize, const READ: usize> NorFlash
                 len: 0,
             });
         }
-        let len = (to - from) as usize;
-        let at = self.check(ERASE, from, len)?;
-        self.data[at..at + len].fill(0xFF);
-        for unit in at / WRITE..(at + len) / WRITE {
+        let bytes = self.check(ERASE, from, (to - from) as usize)?;
+        for unit in bytes.start / WRITE..bytes.end / WRITE {
             self.written[unit / 32] &= !(1 << (unit % 32));
         }
-        for count in &mut self.erases[at / ERASE..(at + len) / ERASE] {
+        for count in &mut self.erases[bytes.start / ERASE..bytes.end / ERASE] {
             *count = count.saturating_add(1);
         }
+        self.data[bytes].fill(0xFF);
         Ok(())
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), RamFlashError> {
         let at = self.check(WRITE, offset, bytes.len())?;
-        let first = at / WRITE;
-        let units = bytes.len() / WRITE;
-        if let Some(u) = (first..first + units).find(|&u| self.is_written(u)) {
-            return Err(RamFlashError::Reprogrammed {
-                offset: (u * WRITE) as u32,
-            });
-        }
-        let old = &self.data[at..at + bytes.len()];
+        let units = rules::check_unprogrammed(WRITE, &at, |u| self.is_written(u)).map_err(|b| {
+            let unit = match b {
+                Breach::Reprogrammed { offset } => offset as u32,
+                _ => offset,
+            };
+            RamFlashError::Reprogrammed { offset: unit }
+        })?;
+        let old = &self.data[at.clone()];
         if let Some(i) = old.iter().zip(bytes).position(|(&o, &n)| o & n != n) {
             return Err(RamFlashError::ZeroToOne {
-                offset: (at + i) as u32,
+                offset: (at.start + i) as u32,
             });
         }
-        for (o, &n) in self.data[at..at + bytes.len()].iter_mut().zip(bytes) {
+        for (o, &n) in self.data[at].iter_mut().zip(bytes) {
             *o &= n;
         }
-        for u in first..first + units {
+        for u in units {
             self.written[u / 32] |= 1 << (u % 32);
         }
         self.bytes_programmed += bytes.len() as u64;

@@ -707,30 +707,17 @@ impl BlockDevice for SimDevice {
             return Err(e);
         }
         let len = data.len();
-        let Some(at) = self.range(offset, len) else {
-            return Err(self.violation(Violation::OutOfBounds { offset, len }, SimOpKind::Program));
+        let programmed = &self.programmed;
+        let rule =
+            crate::device::rules::check_program(&self.geometry, offset, len, |u| programmed[u]);
+        let span = match rule {
+            Ok(span) => span,
+            Err(b) => return Err(self.violation(b.into(), SimOpKind::Program)),
         };
-        let g = self.geometry;
-        let p = u64::from(g.program_size.max(1));
-        let bs = u64::from(g.block_size);
-        let misaligned = offset % p != 0
-            || len as u64 % p != 0
-            || (len > 0 && offset / bs != (offset + len as u64 - 1) / bs);
-        if misaligned {
-            return Err(self.violation(Violation::Misaligned { offset, len }, SimOpKind::Program));
+        if self.geometry.erase_value.is_some() {
+            self.programmed[span.units].fill(true);
         }
-        if g.erase_value.is_some() {
-            let first = (offset / p) as usize;
-            let units = len / p as usize;
-            if let Some(u) = (first..first + units).find(|&u| self.programmed[u]) {
-                let v = Violation::Reprogrammed {
-                    offset: u as u64 * p,
-                };
-                return Err(self.violation(v, SimOpKind::Program));
-            }
-            self.programmed[first..first + units].fill(true);
-        }
-        self.data[at..at + len].copy_from_slice(data);
+        self.data[span.bytes].copy_from_slice(data);
         self.stats.programs += 1;
         self.stats.bytes_programmed += len as u64;
         self.record(pending);
