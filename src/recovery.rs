@@ -315,7 +315,15 @@ fn describe<D: BlockDevice>(
     if let Some(t) = format::decode_trailer(h.seq, tb) {
         let n = t.count as usize;
         let fits = 4 * (n + 1) + TRAILER_LEN + header_area(g) <= bs;
-        if fits && t.next >= u64::from(t.count) && t.flags & !FLAG_TAIL_OPEN == 0 {
+        // A summary is trusted only with its table: a torn program (NOR: any
+        // units; files: any pages) can leave a valid trailer over a stale
+        // or blank table.
+        let table_ok = fits && {
+            let tab = g.block_offset(block) + (bs - TRAILER_LEN - 4 * (n + 1)) as u64;
+            let bytes = rd.fetch(dev, tab, 4 * (n + 1), g.block_offset(block) + bs as u64)?;
+            format::seeded_crc(h.seq, bytes) == t.table_crc
+        };
+        if table_ok && t.next >= u64::from(t.count) && t.flags & !FLAG_TAIL_OPEN == 0 {
             let lb = LogBlock {
                 block,
                 seq: h.seq,
