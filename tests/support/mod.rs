@@ -859,14 +859,14 @@ pub fn plans(dev: &SimDevice, k: usize, exhaustive: bool, r: &mut Rng) -> Vec<Cu
         } else {
             // Done from unit t on (a summary's trailer before its table),
             // every boundary; and random subsets.
-            let step = (ns / 64).max(1);
+            let step = (ns / 12).max(1);
             let mut t = 1;
             while t < ns {
                 v.push(sp(Survivors::Range(t, usize::MAX), TornFill::Old, seed));
                 v.push(sp(Survivors::Range(t, usize::MAX), TornFill::Mixed, seed));
                 t += step;
             }
-            for _ in 0..6 {
+            for _ in 0..3 {
                 v.push(sp(Survivors::Random, TornFill::Old, r.next()));
                 v.push(sp(Survivors::Random, TornFill::Mixed, r.next()));
             }
