@@ -1175,7 +1175,10 @@ mod tests {
                 ..CutPlan::KEEP_ALL
             },
         );
-        assert_eq!(&img[..16], &[[0xFF; 4], [7; 4], [0xFF; 4], [7; 4]].concat()[..]);
+        assert_eq!(
+            &img[..16],
+            &[[0xFF; 4], [7; 4], [0xFF; 4], [7; 4]].concat()[..]
+        );
         // Mixed: every unit not done is old, zero, random or new, from the seed.
         let a = d.crash_image(
             0,
