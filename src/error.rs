@@ -34,19 +34,37 @@ pub enum Error<E> {
         /// The longest entry this log accepts.
         max: usize,
     },
-    /// A metadata key or value longer than the metadata area can hold.
+    /// A metadata key, value or map larger than the log can hold; nothing
+    /// was written.
     MetaTooLarge {
-        /// Key plus value length.
+        /// The length that is too large (key, value, or the whole map's
+        /// snapshot, as `limit` says).
         len: usize,
-        /// The most this log accepts.
+        /// The most this log accepts for that length.
         max: usize,
+        /// Which limit was hit.
+        limit: MetaLimit,
     },
+    /// Every sequence number was used: the device cannot open another
+    /// block. Nothing was written; copy the log to a fresh device.
+    SeqExhausted,
     /// Another owner (process, tab, worker) holds the log.
     Locked,
     /// The device's geometry cannot hold a log, or does not match the log on it.
     Geometry(&'static str),
     /// A device failure left durability unknown; reopen the log to continue.
     Poisoned,
+}
+
+/// Which metadata limit [`Error::MetaTooLarge`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaLimit {
+    /// The key is longer than 255 bytes.
+    Key,
+    /// The value cannot fit even in a map holding only this key.
+    Value,
+    /// The whole map with this value would not fit in one meta block.
+    Map,
 }
 
 impl<E> Error<E> {
@@ -66,7 +84,8 @@ impl<E> Error<E> {
             Error::Full => Error::Full,
             Error::NonContiguous { expected, got } => Error::NonContiguous { expected, got },
             Error::EntryTooLarge { len, max } => Error::EntryTooLarge { len, max },
-            Error::MetaTooLarge { len, max } => Error::MetaTooLarge { len, max },
+            Error::MetaTooLarge { len, max, limit } => Error::MetaTooLarge { len, max, limit },
+            Error::SeqExhausted => Error::SeqExhausted,
             Error::Locked => Error::Locked,
             Error::Geometry(w) => Error::Geometry(w),
             Error::Poisoned => Error::Poisoned,
@@ -90,9 +109,13 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             Error::EntryTooLarge { len, max } => {
                 write!(f, "entry of {len} bytes is larger than the {max} bytes this log accepts")
             }
-            Error::MetaTooLarge { len, max } => write!(
+            Error::MetaTooLarge { len, max, limit } => write!(
                 f,
-                "metadata of {len} bytes (key + value) is larger than the {max} bytes allowed"
+                "metadata {limit:?} of {len} bytes is larger than the {max} bytes allowed"
+            ),
+            Error::SeqExhausted => write!(
+                f,
+                "every block sequence number is used: copy the log to a fresh device"
             ),
             Error::Locked => write!(
                 f,

@@ -33,8 +33,8 @@ pub use devices::sim::{
     CutPlan, SimConfig, SimDevice, SimError, SimMonitor, SimOp, SimOpKind, SimStats, Survivors,
     TornFill, Violation,
 };
-pub use error::Error;
-pub use wal::{Entry, Iter, Wal, WalOptions};
+pub use error::{Error, MetaLimit};
+pub use wal::{Entry, Iter, TryIter, Wal, WalOptions};
 
 #[cfg(all(feature = "std", unix))]
 pub use devices::file::FileDevice;

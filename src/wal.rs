@@ -9,6 +9,7 @@ use core::cell::RefCell;
 use core::ops::{Bound, RangeBounds};
 
 use crate::device::{BlockDevice, Geometry};
+use crate::error::MetaLimit;
 use crate::format::{
     self, BlockHeader, Kind, RecHeader, FLAG_CONT, FLAG_TAIL_OPEN, KIND_LOG, KIND_META,
     MAX_REC_PAYLOAD, REC_LEN, TRAILER_LEN,
@@ -18,9 +19,26 @@ use crate::meta::{self, MetaMap, MAX_KEY_LEN};
 use crate::recovery::{self, MetaBlock};
 use crate::Error;
 
-/// Blocks kept free for truncate/compact records and metadata snapshots, so
-/// a full log can always be compacted.
-const RESERVE: u32 = 1;
+/// Blocks appends leave free (one more until the first meta block exists):
+/// after a reopen on files the head cannot be appended to, so a truncate,
+/// compact or metadata snapshot needs a fresh block. Truncations and meta
+/// snapshots take one only while another stays free ([`KEEP_FOR_COMPACT`]);
+/// a compaction may take the last, so a full log can always be compacted
+/// (FORMAT.md, "Space").
+const RESERVE: u32 = 2;
+
+/// Blocks a truncation or a metadata snapshot leaves free: the compaction's.
+const KEEP_FOR_COMPACT: u32 = 1;
+
+/// The smallest device a log opens on.
+const MIN_BLOCKS: u32 = RESERVE + 3;
+
+/// Control records an append leaves room for in the head once the reserve
+/// has been dipped into.
+const CONTROL_ROOM: usize = 2;
+
+/// Smallest fragment the writer splits an entry into (besides `P`).
+const MIN_FRAG: usize = 64;
 
 /// Tuning knobs; [`WalOptions::default`] needs no changes for most uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,14 +138,22 @@ impl<D: BlockDevice> Wal<D> {
         geo.validate().map_err(Error::Geometry)?;
         let p = geo.program_size as usize;
         let hdr = recovery::header_area(&geo);
-        // Room for a header, a summary and one small record, in at least 4 blocks.
-        if hdr + format::summary_len(1, p) + format::round_up(REC_LEN + 1, p)
+        // A fresh block takes a header, a one-entry summary and a fragment
+        // of the smallest size the writer splits at: every entry can be
+        // placed, and `write_entry` never opens a block it cannot use.
+        if hdr + format::summary_len(1, p) + format::round_up(REC_LEN + MIN_FRAG.max(p), p)
             > geo.block_size as usize
         {
             return Err(Error::Geometry("block_size too small for program_size"));
         }
-        if geo.block_count < 4 && !device.grow(4 - geo.block_count).map_err(Error::Device)? {
-            return Err(Error::Geometry("a log needs at least 4 blocks"));
+        // The meta block, the head, the block it moves on to, and the
+        // reserve (see `RESERVE`): fewer and a full log could never move on.
+        if geo.block_count < MIN_BLOCKS
+            && !device
+                .grow(MIN_BLOCKS - geo.block_count)
+                .map_err(Error::Device)?
+        {
+            return Err(Error::Geometry("a log needs at least 5 blocks"));
         }
         let geo = device.geometry();
         let r = recovery::open(&mut device, opts.read_window)?;
@@ -179,6 +205,7 @@ impl<D: BlockDevice> Wal<D> {
     }
 
     /// The device's geometry.
+    #[must_use]
     pub fn geometry(&self) -> Geometry {
         self.geo
     }
@@ -188,20 +215,23 @@ impl<D: BlockDevice> Wal<D> {
     /// Appends one entry. It is readable at once and durable after [`Wal::sync`].
     /// An empty log accepts any index; then each index must follow the last.
     pub fn append(&mut self, index: u64, data: &[u8]) -> Res<(), D> {
-        self.append_one(index, data)?;
+        self.append_one(index, data, false)?;
         if self.wbuf.len() >= self.opts.write_buffer {
             self.flush()?;
         }
         Ok(())
     }
 
-    /// `append` without programming a full write buffer.
+    /// `append` without programming a full write buffer; `reserved`: the
+    /// blocks it needs are already free (a batch reserved them).
     #[inline]
-    fn append_one(&mut self, index: u64, data: &[u8]) -> Res<(), D> {
+    fn append_one(&mut self, index: u64, data: &[u8], reserved: bool) -> Res<(), D> {
         self.writable()?;
         self.check_next(index)?;
         if !self.append_in_head(index, data) {
-            self.reserve_entry(data.len())?;
+            if !reserved {
+                self.reserve_entry(data.len())?;
+            }
             self.write_entry(index, data)?;
         }
         if self.is_empty() {
@@ -212,25 +242,41 @@ impl<D: BlockDevice> Wal<D> {
         Ok(())
     }
 
-    /// Appends entries in order (each index following the previous). Nothing
-    /// is appended if the indices are not contiguous.
+    /// Appends entries in order (each index following the previous), all or
+    /// nothing: if the indices are not contiguous, an entry is too large or
+    /// the space for the whole batch cannot be found (`Full`), nothing is
+    /// appended. (A device failure while writing poisons the log as usual.)
     pub fn append_batch<V: AsRef<[u8]>>(&mut self, entries: &[(u64, V)]) -> Res<(), D> {
         self.writable()?;
         if let Some((i, _)) = entries.first() {
             self.check_next(*i)?;
         }
         for w in entries.windows(2) {
-            if w[1].0 != w[0].0.wrapping_add(1) {
+            if w[1].0 != w[0].0.wrapping_add(1) || w[1].0 == u64::MAX {
                 return Err(Error::NonContiguous {
                     expected: w[0].0.wrapping_add(1),
                     got: w[1].0,
                 });
             }
         }
+        // Every block the batch takes is found before anything is written.
+        let need = self.batch_blocks(entries.iter().map(|(_, v)| v.as_ref().len()));
+        if need > 0 {
+            if let Err(e) = self.ensure_free(need, self.entry_keep()) {
+                let too = entries
+                    .iter()
+                    .map(|(_, v)| v.as_ref().len())
+                    .find_map(|len| self.too_large(len, self.blocks_for(len)));
+                return Err(match e {
+                    Error::Full => too.unwrap_or(Error::Full),
+                    e => e,
+                });
+            }
+        }
         // The batch goes out in one write at the next sync (or when it
         // outgrows four write buffers: memory stays bounded).
         for (i, v) in entries {
-            self.append_one(*i, v.as_ref())?;
+            self.append_one(*i, v.as_ref(), true)?;
             if self.wbuf.len() >= self.opts.write_buffer.saturating_mul(4) {
                 self.flush()?;
             }
@@ -250,6 +296,11 @@ impl<D: BlockDevice> Wal<D> {
             return false;
         }
         let (p, bs) = (self.p, self.geo.block_size as usize);
+        let keep = if self.free < self.entry_keep() {
+            CONTROL_ROOM * format::round_up(REC_LEN, p)
+        } else {
+            0
+        };
         let Some(b) = self.blocks.back_mut() else {
             return false;
         };
@@ -258,7 +309,7 @@ impl<D: BlockDevice> Wal<D> {
         };
         let at = (self.wbuf_at + self.wbuf.len() as u64 - self.geo.block_offset(b.block)) as usize;
         let span = format::round_up(REC_LEN + data.len(), p);
-        if at + span + format::summary_len(m.offsets.len() + 1, p) > bs
+        if at + span + keep + format::summary_len(m.offsets.len() + 1, p) > bs
             || data.len() > MAX_REC_PAYLOAD
         {
             return false;
@@ -271,6 +322,70 @@ impl<D: BlockDevice> Wal<D> {
         b.n = m.offsets.len() as u32;
         b.first = m.next - u64::from(b.n);
         true
+    }
+
+    /// Fresh blocks `write_entry` opens for entries of these lengths,
+    /// appended one after the other from the current head: the same
+    /// placement rules, played out without writing.
+    fn batch_blocks(&self, lens: impl Iterator<Item = usize>) -> u32 {
+        let (p, bs, hdr) = (self.p, self.geo.block_size as usize, self.hdr);
+        let min_frag = MIN_FRAG.max(p);
+        let payload = self.block_payload();
+        let mut open = self.head_open;
+        let mut cursor = if open { self.head_cursor() } else { 0 };
+        let mut n = self.head_n();
+        let mut keep = if self.free < self.entry_keep() {
+            CONTROL_ROOM * format::round_up(REC_LEN, p)
+        } else {
+            0
+        };
+        let mut blocks = 0u32;
+        let room = |open: bool, cursor: usize, n: usize, keep: usize| {
+            if open {
+                (bs - format::summary_len(n, p))
+                    .saturating_sub(cursor)
+                    .saturating_sub(keep)
+            } else {
+                0
+            }
+        };
+        for len in lens {
+            let span = format::round_up(REC_LEN + len, p);
+            let mut avail = room(open, cursor, n + 1, keep);
+            if span <= avail && len <= MAX_REC_PAYLOAD {
+                cursor += span;
+                n += 1;
+                continue;
+            }
+            let small = span <= payload / 8;
+            if !open || avail < REC_LEN + min_frag || small {
+                blocks = blocks.saturating_add(1);
+                (open, cursor, n, keep) = (true, hdr, 0, 0);
+                avail = room(open, cursor, 1, keep);
+            }
+            let whole = span <= avail && len <= MAX_REC_PAYLOAD;
+            let chunk = if whole {
+                len
+            } else {
+                (avail - REC_LEN).min(MAX_REC_PAYLOAD)
+            };
+            cursor += format::round_up(REC_LEN + chunk, p);
+            n += 1;
+            let mut rest = len - chunk;
+            while rest > 0 {
+                blocks = blocks.saturating_add(1);
+                (cursor, n, keep) = (hdr, 0, 0);
+                let avail = room(true, cursor, 0, 0);
+                let chunk = if REC_LEN + rest <= avail && rest <= MAX_REC_PAYLOAD {
+                    rest
+                } else {
+                    (avail - REC_LEN).min(MAX_REC_PAYLOAD)
+                };
+                cursor += format::round_up(REC_LEN + chunk, p);
+                rest -= chunk;
+            }
+        }
+        blocks
     }
 
     fn check_next(&self, index: u64) -> Res<(), D> {
@@ -299,16 +414,33 @@ impl<D: BlockDevice> Wal<D> {
     /// lack of space.
     fn reserve_entry(&mut self, len: usize) -> Res<(), D> {
         let fits = self.head_open
-            && format::round_up(REC_LEN + len, self.p) <= self.room(self.head_n() + 1);
+            && format::round_up(REC_LEN + len, self.p) <= self.entry_room(self.head_n() + 1);
         if fits {
             return Ok(());
         }
+        let need = self.blocks_for(len);
+        match self.ensure_free(need, self.entry_keep()) {
+            Err(Error::Full) => Err(self.too_large(len, need).unwrap_or(Error::Full)),
+            r => r,
+        }
+    }
+
+    /// Fresh blocks an entry of `len` bytes may take (its first fragment
+    /// possibly in a block of its own); saturates for absurd lengths.
+    fn blocks_for(&self, len: usize) -> u32 {
         let need = len.div_ceil(self.block_payload()) + 1;
-        let need = u32::try_from(need).map_err(|_| Error::EntryTooLarge {
+        u32::try_from(need).unwrap_or(u32::MAX)
+    }
+
+    /// `EntryTooLarge` if `need` fresh blocks exceed what this device could
+    /// ever give the log (every block but the meta block and the reserve),
+    /// now that it cannot grow.
+    fn too_large(&self, len: usize, need: u32) -> Option<Error<D::Error>> {
+        let usable = self.geo.block_count.saturating_sub(RESERVE + 1);
+        (need > usable).then(|| Error::EntryTooLarge {
             len,
-            max: self.block_payload() * u32::MAX as usize,
-        })?;
-        self.ensure_free(need, false)
+            max: self.block_payload() * usable.saturating_sub(1) as usize,
+        })
     }
 
     fn head_n(&self) -> usize {
@@ -322,6 +454,23 @@ impl<D: BlockDevice> Wal<D> {
     fn head_cursor(&self) -> usize {
         let b = self.blocks.back().map_or(0, |b| b.block);
         (self.wbuf_at + self.wbuf.len() as u64 - self.geo.block_offset(b)) as usize
+    }
+
+    /// Bytes left in the head for an entry's records if it will hold `n`
+    /// entries: once the reserve was dipped into (a control record took a
+    /// block), appends leave room for control records in the head.
+    fn entry_room(&self, n: usize) -> usize {
+        let keep = if self.free < self.entry_keep() {
+            CONTROL_ROOM * format::round_up(REC_LEN, self.p)
+        } else {
+            0
+        };
+        self.room(n).saturating_sub(keep)
+    }
+
+    /// Free blocks appends leave: the reserve, and the first meta block's.
+    fn entry_keep(&self) -> u32 {
+        RESERVE + u32::from(self.meta_block.is_none())
     }
 
     /// Bytes left in the head for records if it will hold `n` entries.
@@ -357,18 +506,20 @@ impl<D: BlockDevice> Wal<D> {
 
     fn write_entry(&mut self, index: u64, data: &[u8]) -> Res<(), D> {
         if !self.head_open {
-            self.open_block(index, false, false)?;
+            self.open_block(index, false, self.entry_keep())?;
         }
         let span = format::round_up(REC_LEN + data.len(), self.p);
-        let avail = self.room(self.head_n() + 1);
-        let min_frag = 64.max(self.p);
+        let mut avail = self.entry_room(self.head_n() + 1);
+        let min_frag = MIN_FRAG.max(self.p);
         // Entries up to 1/8 of a block are never split: a fresh block costs
         // at most that much space, and an uncached read of the entry then
-        // stays at two device reads (summary table, record).
+        // stays at two device reads (summary table, record). A fresh block
+        // always takes at least a fragment (the geometry is checked at
+        // open), so at most one block is opened here.
         let small = span <= self.block_payload() / 8;
         if span > avail && (avail < REC_LEN + min_frag || small) {
-            self.open_block(index, false, false)?;
-            return self.write_entry(index, data);
+            self.open_block(index, false, self.entry_keep())?;
+            avail = self.entry_room(1);
         }
         let at = self.head_cursor() as u32;
         // One record carries at most MAX_REC_PAYLOAD bytes (24-bit length).
@@ -392,7 +543,7 @@ impl<D: BlockDevice> Wal<D> {
         self.head_view();
         let mut rest = &data[chunk..];
         while !rest.is_empty() {
-            self.open_block(index + 1, true, false)?;
+            self.open_block(index + 1, true, self.entry_keep())?;
             let avail = self.room(0);
             let last = REC_LEN + rest.len() <= avail && rest.len() <= MAX_REC_PAYLOAD;
             let chunk = if last {
@@ -419,10 +570,10 @@ impl<D: BlockDevice> Wal<D> {
 
     // ----- blocks ----------------------------------------------------------
 
-    /// Frees at least `n` blocks beyond the reserve (or beyond nothing, for
-    /// control records), growing the device when it can.
-    fn ensure_free(&mut self, n: u32, control: bool) -> Res<(), D> {
-        let want = n + if control { 0 } else { RESERVE };
+    /// Makes `n` blocks free beyond `keep` more (the reserve appends leave,
+    /// see [`RESERVE`]), growing the device when it can.
+    fn ensure_free(&mut self, n: u32, keep: u32) -> Res<(), D> {
+        let want = n.saturating_add(keep);
         if self.free >= want {
             return Ok(());
         }
@@ -445,8 +596,8 @@ impl<D: BlockDevice> Wal<D> {
     }
 
     /// Takes the next free block in round-robin order (wear levelling).
-    fn alloc(&mut self, control: bool) -> Res<u32, D> {
-        self.ensure_free(1, control)?;
+    fn alloc(&mut self, keep: u32) -> Res<u32, D> {
+        self.ensure_free(1, keep)?;
         let count = self.geo.block_count;
         for k in 0..count {
             let b = (self.cursor + k) % count;
@@ -469,8 +620,13 @@ impl<D: BlockDevice> Wal<D> {
 
     /// Erases a free block and makes a header durable in it (FORMAT.md,
     /// "Opening a block"): no record ever outlives its header.
-    fn start_block(&mut self, h: &BlockHeader) -> Res<u32, D> {
-        let block = self.alloc(true)?;
+    fn start_block(&mut self, h: &BlockHeader, keep: u32) -> Res<u32, D> {
+        // Recovery refuses a header with the last seq (nothing could follow
+        // it): the writer stops one before, with nothing written.
+        if h.seq >= u64::MAX - 1 {
+            return Err(Error::SeqExhausted);
+        }
+        let block = self.alloc(keep)?;
         let mut buf = vec![0u8; self.hdr];
         buf[..format::HEADER_LEN].copy_from_slice(&h.encode());
         let off = self.geo.block_offset(block);
@@ -485,11 +641,9 @@ impl<D: BlockDevice> Wal<D> {
 
     /// Seals the head (if any) and opens a new head whose first entry will be
     /// `base`; `cont` when it begins with the rest of entry `base - 1`.
-    fn open_block(&mut self, base: u64, cont: bool, control: bool) -> Res<(), D> {
+    fn open_block(&mut self, base: u64, cont: bool, keep: u32) -> Res<(), D> {
         self.flush()?;
-        if !control {
-            self.ensure_free(1, false)?;
-        }
+        self.ensure_free(1, keep)?;
         let seq = self.next_seq;
         let h = BlockHeader {
             kind: KIND_LOG,
@@ -500,7 +654,7 @@ impl<D: BlockDevice> Wal<D> {
             floor: self.floor,
             block_size: self.geo.block_size,
         };
-        let block = self.start_block(&h)?;
+        let block = self.start_block(&h, keep)?;
         self.next_seq += 1;
         self.write_summaries()?;
         let m = MemBlock {
@@ -581,7 +735,12 @@ impl<D: BlockDevice> Wal<D> {
     fn control_record(&mut self, kind: Kind, index: u64) -> Res<(), D> {
         let base = self.next.unwrap_or(index);
         if !self.head_open || self.room(self.head_n()) < format::round_up(REC_LEN, self.p) {
-            self.open_block(base, false, true)?;
+            let keep = if kind == Kind::Compact {
+                0
+            } else {
+                KEEP_FOR_COMPACT
+            };
+            self.open_block(base, false, keep)?;
         }
         self.push_rec(kind, index, &[]);
         let end = self.head_cursor() as u32;
@@ -664,7 +823,7 @@ impl<D: BlockDevice> Wal<D> {
         }
         if self.next.is_none() {
             self.next = Some(floor);
-            self.open_block(floor, false, true)?;
+            self.open_block(floor, false, 0)?;
         }
         self.control_record(Kind::Compact, floor)?;
         self.floor = self.floor.max(floor);
@@ -695,13 +854,8 @@ impl<D: BlockDevice> Wal<D> {
     /// its old or its new value).
     pub fn set_meta(&mut self, key: &str, value: &[u8]) -> Res<(), D> {
         self.writable()?;
+        self.check_meta(key, value)?;
         let klen = [key.len() as u8];
-        if key.len() > MAX_KEY_LEN {
-            return Err(Error::MetaTooLarge {
-                len: key.len() + value.len(),
-                max: MAX_KEY_LEN,
-            });
-        }
         let old = self.meta.insert(String::from(key), value.to_vec());
         let r = self.meta_record(Kind::Set, &meta::set_payload(&klen, key, value));
         if r.is_err() {
@@ -728,27 +882,46 @@ impl<D: BlockDevice> Wal<D> {
     }
 
     /// A metadata value.
+    #[must_use]
     pub fn get_meta(&self, key: &str) -> Option<&[u8]> {
         self.meta.get(key).map(|v| v.as_slice())
     }
 
     /// All metadata keys, in order.
+    #[must_use]
     pub fn meta_keys(&self) -> impl Iterator<Item = &str> {
         self.meta.keys()
     }
 
-    /// Writes a meta record for the change already applied to `self.meta`:
-    /// appended to the meta block when it fits, else a fresh snapshot block.
+    /// The limits of item 6 (key, value, whole map), checked before
+    /// anything is written: the map's SNAPSHOT record must fit one meta
+    /// block and one record (24-bit length).
+    fn check_meta(&self, key: &str, value: &[u8]) -> Res<(), D> {
+        let too = |len, max, limit| Err(Error::MetaTooLarge { len, max, limit });
+        if key.len() > MAX_KEY_LEN {
+            return too(key.len(), MAX_KEY_LEN, MetaLimit::Key);
+        }
+        let bs = self.geo.block_size as usize;
+        let cap = (bs - self.hdr - REC_LEN).min(MAX_REC_PAYLOAD);
+        // A snapshot holding only this key: count, then key/value framing.
+        let alone = meta::snapshot_len(&MetaMap::new()) + 5 + key.len();
+        let max_value = cap.saturating_sub(alone);
+        if value.len() > max_value {
+            return too(value.len(), max_value, MetaLimit::Value);
+        }
+        let old = self.meta.get(key).map_or(0, |v| 5 + key.len() + v.len());
+        let snap = meta::snapshot_len(&self.meta) - old + 5 + key.len() + value.len();
+        if snap > cap {
+            return too(snap, cap, MetaLimit::Map);
+        }
+        Ok(())
+    }
+
+    /// Writes a meta record for the change already applied to `self.meta`
+    /// (within the limits `check_meta` enforces): appended to the meta
+    /// block when it fits, else a fresh snapshot block.
     fn meta_record(&mut self, kind: Kind, payload: &[&[u8]]) -> Res<(), D> {
         let bs = self.geo.block_size as usize;
-        let snap = format::round_up(REC_LEN + meta::snapshot_len(&self.meta), self.p);
-        if self.hdr + snap > bs {
-            let max = bs - self.hdr - REC_LEN - 9;
-            return Err(Error::MetaTooLarge {
-                len: payload.iter().map(|s| s.len()).sum::<usize>() - 1,
-                max,
-            });
-        }
         let len: usize = payload.iter().map(|s| s.len()).sum();
         let span = format::round_up(REC_LEN + len, self.p);
         if let Some(mb) = self
@@ -783,7 +956,14 @@ impl<D: BlockDevice> Wal<D> {
             floor: 0,
             block_size: self.geo.block_size,
         };
-        let block = self.start_block(&h)?;
+        // A snapshot that replaces a meta block frees it right after, so it
+        // may use the last free block; the first one keeps the compaction's.
+        let keep = if self.meta_block.is_some() {
+            0
+        } else {
+            KEEP_FOR_COMPACT
+        };
+        let block = self.start_block(&h, keep)?;
         self.next_seq += 1;
         let mut buf = Vec::new();
         format::push_record(
@@ -813,11 +993,13 @@ impl<D: BlockDevice> Wal<D> {
     // ----- reading ---------------------------------------------------------
 
     /// True when the log holds no entry.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.next.is_none_or(|n| self.first >= n)
     }
 
     /// Number of entries.
+    #[must_use]
     pub fn len(&self) -> usize {
         if self.is_empty() {
             0
@@ -827,23 +1009,27 @@ impl<D: BlockDevice> Wal<D> {
     }
 
     /// Index of the first entry, if any.
+    #[must_use]
     pub fn first_index(&self) -> Option<u64> {
         (!self.is_empty()).then_some(self.first)
     }
 
     /// Index of the last entry, if any.
+    #[must_use]
     pub fn last_index(&self) -> Option<u64> {
         (!self.is_empty()).then(|| self.next.unwrap_or(1) - 1)
     }
 
     /// The index the next `append` must use (`None`: any, the log is new).
+    #[must_use]
     pub fn next_index(&self) -> Option<u64> {
         self.next
     }
 
-    /// An entry, or `None` if it is not in the log. A device or corruption
-    /// error also gives `None` and is kept for [`Wal::take_read_error`]; use
-    /// [`Wal::try_get`] to get it directly.
+    /// An entry, or `None` if it is not in the log. A porting helper shaped
+    /// like raft-wal's `get`: a device or corruption error also gives `None`
+    /// and is kept for [`Wal::take_read_error`]; prefer [`Wal::try_get`].
+    #[must_use]
     pub fn get(&self, index: u64) -> Option<Cow<'_, [u8]>> {
         self.try_get(index).unwrap_or_else(|e| {
             *self.read_error.borrow_mut() = Some(e);
@@ -852,11 +1038,13 @@ impl<D: BlockDevice> Wal<D> {
     }
 
     /// The last read error swallowed by `get`, `read_range` or `iter`.
+    #[must_use]
     pub fn take_read_error(&self) -> Option<Error<D::Error>> {
         self.read_error.borrow_mut().take()
     }
 
     /// An entry, or `None` if it is not in the log; errors are returned.
+    #[must_use = "the entry or the read error is the point of the call"]
     pub fn try_get(&self, index: u64) -> Res<Option<Cow<'_, [u8]>>, D> {
         if self.is_empty() || index < self.first || Some(index) >= self.next {
             return Ok(None);
@@ -867,7 +1055,10 @@ impl<D: BlockDevice> Wal<D> {
         self.read_entry(index).map(|v| Some(Cow::Owned(v)))
     }
 
-    /// Entries in `range` that are in the log, in order, none skipped.
+    /// Entries in `range` that are in the log, in order. A porting helper
+    /// shaped like raft-wal's: a read error cuts the result short (it is
+    /// kept for [`Wal::take_read_error`]); prefer [`Wal::try_read_range`].
+    #[must_use]
     pub fn read_range(&self, range: impl RangeBounds<u64>) -> Vec<(u64, Vec<u8>)> {
         self.iter_range(range)
             .map(|e| (e.index, e.data.into_owned()))
@@ -875,6 +1066,7 @@ impl<D: BlockDevice> Wal<D> {
     }
 
     /// Like [`Wal::read_range`], returning the first error.
+    #[must_use = "the entries or the read error are the point of the call"]
     pub fn try_read_range(&self, range: impl RangeBounds<u64>) -> Res<Vec<(u64, Vec<u8>)>, D> {
         let (lo, hi) = self.clamp(range);
         (lo..hi)
@@ -885,13 +1077,36 @@ impl<D: BlockDevice> Wal<D> {
             .collect()
     }
 
-    /// Iterates over all entries.
+    /// Iterates over all entries. A porting helper shaped like raft-wal's:
+    /// a read error silently ends the iteration (it is kept for
+    /// [`Wal::take_read_error`]); prefer [`Wal::try_iter`].
+    #[must_use]
     pub fn iter(&self) -> Iter<'_, D> {
         self.iter_range(..)
     }
 
-    /// Iterates over the entries in `range`. A read error ends the iteration
-    /// early and is kept for [`Wal::take_read_error`].
+    /// Iterates over all entries, yielding a read error (device failure,
+    /// corruption) as an item; the iteration ends after it.
+    #[must_use]
+    pub fn try_iter(&self) -> TryIter<'_, D> {
+        self.try_iter_range(..)
+    }
+
+    /// [`Wal::try_iter`] over the entries in `range`.
+    #[must_use]
+    pub fn try_iter_range(&self, range: impl RangeBounds<u64>) -> TryIter<'_, D> {
+        let (next, end) = self.clamp(range);
+        TryIter {
+            wal: self,
+            next,
+            end,
+        }
+    }
+
+    /// Iterates over the entries in `range`. A porting helper: a read error
+    /// ends the iteration early and is kept for [`Wal::take_read_error`];
+    /// prefer [`Wal::try_iter_range`].
+    #[must_use]
     pub fn iter_range(&self, range: impl RangeBounds<u64>) -> Iter<'_, D> {
         let (next, end) = self.clamp(range);
         Iter {
@@ -1034,6 +1249,7 @@ impl<D: BlockDevice> Wal<D> {
     // ----- memory ----------------------------------------------------------
 
     /// Bytes of memory the log holds (cache, index, buffers, metadata).
+    #[must_use]
     pub fn estimated_memory(&self) -> usize {
         let blocks = self.blocks.capacity() * core::mem::size_of::<LogBlock>()
             + self
@@ -1084,6 +1300,34 @@ pub(crate) fn half_open(range: &impl RangeBounds<u64>) -> (u64, u64) {
         Bound::Unbounded => u64::MAX,
     };
     (lo, hi)
+}
+
+/// Iterator over entries yielding read errors; see [`Wal::try_iter`].
+pub struct TryIter<'a, D: BlockDevice> {
+    wal: &'a Wal<D>,
+    next: u64,
+    end: u64,
+}
+
+impl<'a, D: BlockDevice> Iterator for TryIter<'a, D> {
+    type Item = Result<Entry<'a>, Error<D::Error>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.end {
+            return None;
+        }
+        let index = self.next;
+        match self.wal.try_get(index) {
+            Ok(Some(data)) => {
+                self.next += 1;
+                Some(Ok(Entry { index, data }))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.end = index;
+                Some(Err(e))
+            }
+        }
+    }
 }
 
 /// Iterator over entries; see [`Wal::iter_range`].

@@ -79,7 +79,7 @@ impl Setup {
             geometry: Geometry {
                 block_size,
                 program_size: 1,
-                block_count: 4,
+                block_count: 5,
                 erase_value: None,
             },
             max_blocks: 4096,
@@ -538,6 +538,14 @@ pub fn record(
                 });
             }
             Err(Error::MetaTooLarge { .. }) if matches!(op, Op::SetMeta(..)) => {
+                calls.push(Call {
+                    start,
+                    end: Some(mon.ops()),
+                    effect: Effect::Nothing,
+                });
+            }
+            // Refused before anything is written (a batch as a whole).
+            Err(Error::EntryTooLarge { .. }) if matches!(op, Op::Append(_) | Op::Batch(_)) => {
                 calls.push(Call {
                     start,
                     end: Some(mon.ops()),
