@@ -120,6 +120,14 @@ pub struct Wal<D: BlockDevice> {
     meta: MetaMap,
     meta_block: Option<MetaBlock>,
     poisoned: bool,
+    /// Byte ranges programmed since the last good sync (devices without an
+    /// erase value; block headers excluded): what a failed sync may have
+    /// dropped (see [`Wal::sync_failed`]).
+    undurable: Vec<(u64, usize)>,
+    /// A log block header whose sync has not completed (same devices).
+    undurable_header: Option<(u64, BlockHeader)>,
+    /// A failed sync took data back: reads refuse (`Poisoned`).
+    taken_back: bool,
     read_error: RefCell<Option<Error<D::Error>>>,
 }
 
@@ -183,6 +191,9 @@ impl<D: BlockDevice> Wal<D> {
             meta: r.meta,
             meta_block: r.meta_block,
             poisoned: false,
+            undurable: Vec::new(),
+            undurable_header: None,
+            taken_back: false,
             read_error: RefCell::new(None),
         };
         // Appends resume at the end of an appendable head's records.
@@ -261,6 +272,7 @@ impl<D: BlockDevice> Wal<D> {
         }
         // Every block the batch takes is found before anything is written.
         let need = self.batch_blocks(entries.iter().map(|(_, v)| v.as_ref().len()));
+        self.check_seq(need)?;
         if need > 0 {
             if let Err(e) = self.ensure_free(need, self.entry_keep()) {
                 let too = entries
@@ -419,10 +431,22 @@ impl<D: BlockDevice> Wal<D> {
             return Ok(());
         }
         let need = self.blocks_for(len);
+        self.check_seq(need)?;
         match self.ensure_free(need, self.entry_keep()) {
             Err(Error::Full) => Err(self.too_large(len, need).unwrap_or(Error::Full)),
             r => r,
         }
+    }
+
+    /// `SeqExhausted` unless `blocks` more blocks (each possibly followed by
+    /// a meta snapshot for wear levelling) can still get a sequence number:
+    /// an entry is never cut short by exhaustion.
+    fn check_seq(&self, blocks: u32) -> Res<(), D> {
+        let left = u64::MAX - self.next_seq;
+        if left < 2 * u64::from(blocks) {
+            return Err(Error::SeqExhausted);
+        }
+        Ok(())
     }
 
     /// Fresh blocks an entry of `len` bytes may take (its first fragment
@@ -622,8 +646,8 @@ impl<D: BlockDevice> Wal<D> {
     /// "Opening a block"): no record ever outlives its header.
     fn start_block(&mut self, h: &BlockHeader, keep: u32) -> Res<u32, D> {
         // Recovery refuses a header with the last seq (nothing could follow
-        // it): the writer stops one before, with nothing written.
-        if h.seq >= u64::MAX - 1 {
+        // it): the writer stops there, with nothing written.
+        if h.seq == u64::MAX {
             return Err(Error::SeqExhausted);
         }
         let block = self.alloc(keep)?;
@@ -631,11 +655,12 @@ impl<D: BlockDevice> Wal<D> {
         buf[..format::HEADER_LEN].copy_from_slice(&h.encode());
         let off = self.geo.block_offset(block);
         let dev = self.dev.get_mut();
-        let r = dev
-            .erase(block)
-            .and_then(|_| dev.program(off, &buf))
-            .and_then(|_| dev.sync());
+        let r = dev.erase(block).and_then(|_| dev.program(off, &buf));
         r.map_err(|e| self.poison(e))?;
+        if self.geo.erase_value.is_none() && h.kind == KIND_LOG {
+            self.undurable_header = Some((off, *h));
+        }
+        self.dev_sync()?;
         Ok(block)
     }
 
@@ -723,9 +748,7 @@ impl<D: BlockDevice> Wal<D> {
                     continue;
                 }
             }
-            let dev = self.dev.get_mut();
-            let r = dev.program(at, &bytes);
-            r.map_err(|e| self.poison(e))?;
+            self.dev_program(at, &bytes)?;
             self.blocks[i].loc = Loc::Summary { disk_n };
         }
         Ok(())
@@ -753,6 +776,71 @@ impl<D: BlockDevice> Wal<D> {
         Error::Device(e)
     }
 
+    /// Programs `data` at `at`, remembered until the next good sync.
+    fn dev_program(&mut self, at: u64, data: &[u8]) -> Res<(), D> {
+        let r = self.dev.get_mut().program(at, data);
+        r.map_err(|e| self.poison(e))?;
+        if self.geo.erase_value.is_none() {
+            match self.undurable.last_mut() {
+                Some((s, n)) if *s + *n as u64 == at => *n += data.len(),
+                _ => self.undurable.push((at, data.len())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs the device; see [`Wal::sync_failed`] for a failure.
+    fn dev_sync(&mut self) -> Res<(), D> {
+        match self.dev.get_mut().sync() {
+            Ok(()) => {
+                self.undurable.clear();
+                self.undurable_header = None;
+                Ok(())
+            }
+            Err(e) => Err(self.sync_failed(e)),
+        }
+    }
+
+    /// A failed sync may have dropped what was written since the last good
+    /// one while reads still see it (Linux can mark the dirty pages clean:
+    /// "fsyncgate"). A log reopened on that view would link new blocks to
+    /// records that never reach the disk, and a later sync would be
+    /// acknowledged on top of them. So the log takes them back first: it
+    /// programs zeros over every such range (newest first), and turns a log
+    /// block header whose sync failed into a meta header of the same `seq`
+    /// without a snapshot (a free block to recovery that still counts for
+    /// the next `seq`, so no `seq` is ever used twice). Reads then show
+    /// what the disk may hold either way. Then the log is poisoned, and its
+    /// reads refuse too.
+    fn sync_failed(&mut self, e: D::Error) -> Error<D::Error> {
+        self.taken_back = true;
+        let zeros = vec![0u8; 4096];
+        let dev = self.dev.get_mut();
+        if let Some((off, h)) = self.undurable_header.take() {
+            let t = BlockHeader {
+                kind: KIND_META,
+                flags: 0,
+                prev: 0,
+                base: 0,
+                floor: 0,
+                ..h
+            };
+            let mut buf = vec![0u8; self.hdr];
+            buf[..format::HEADER_LEN].copy_from_slice(&t.encode());
+            let _ = dev.program(off, &buf);
+        }
+        for (at, n) in self.undurable.drain(..).rev() {
+            let mut off = 0;
+            while off < n {
+                let k = (n - off).min(zeros.len());
+                // Best effort: a device that fails this too is broken.
+                let _ = dev.program(at + off as u64, &zeros[..k]);
+                off += k;
+            }
+        }
+        self.poison(e)
+    }
+
     fn writable(&self) -> Res<(), D> {
         if self.poisoned {
             Err(Error::Poisoned)
@@ -769,19 +857,22 @@ impl<D: BlockDevice> Wal<D> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        let r = self.dev.get_mut().program(self.wbuf_at, &self.wbuf);
-        r.map_err(|e| self.poison(e))?;
+        let wbuf = core::mem::take(&mut self.wbuf);
+        let r = self.dev_program(self.wbuf_at, &wbuf);
+        self.wbuf = wbuf;
+        r?;
         self.wbuf_at += self.wbuf.len() as u64;
         self.wbuf.clear();
         Ok(())
     }
 
     /// Makes everything appended so far durable with one device sync (group
-    /// commit). A failure poisons the log: reopen it to see what is durable.
+    /// commit). A failure poisons the log: reopen it to see what is durable
+    /// (what this sync should have made durable is taken back first, so a
+    /// reopened log never builds on it).
     pub fn sync(&mut self) -> Res<(), D> {
         self.flush()?;
-        let r = self.dev.get_mut().sync();
-        r.map_err(|e| self.poison(e))
+        self.dev_sync()
     }
 
     // ----- truncate / compact ----------------------------------------------
@@ -932,9 +1023,8 @@ impl<D: BlockDevice> Wal<D> {
             let mut buf = Vec::with_capacity(span);
             format::push_record(&mut buf, self.p, mb.seq, kind, 0, payload);
             let at = self.geo.block_offset(mb.block) + u64::from(mb.cursor);
-            let dev = self.dev.get_mut();
-            let r = dev.program(at, &buf).and_then(|_| dev.sync());
-            r.map_err(|e| self.poison(e))?;
+            self.dev_program(at, &buf)?;
+            self.dev_sync()?;
             if let Some(m) = self.meta_block.as_mut() {
                 m.cursor += span as u32;
             }
@@ -974,11 +1064,8 @@ impl<D: BlockDevice> Wal<D> {
             0,
             &[&meta::snapshot_payload(&self.meta)],
         );
-        let dev = self.dev.get_mut();
-        let r = dev
-            .program(self.geo.block_offset(block) + self.hdr as u64, &buf)
-            .and_then(|_| dev.sync());
-        r.map_err(|e| self.poison(e))?;
+        self.dev_program(self.geo.block_offset(block) + self.hdr as u64, &buf)?;
+        self.dev_sync()?;
         if let Some(old) = self.meta_block.replace(MetaBlock {
             block,
             seq,
@@ -1046,6 +1133,9 @@ impl<D: BlockDevice> Wal<D> {
     /// An entry, or `None` if it is not in the log; errors are returned.
     #[must_use = "the entry or the read error is the point of the call"]
     pub fn try_get(&self, index: u64) -> Res<Option<Cow<'_, [u8]>>, D> {
+        if self.taken_back {
+            return Err(Error::Poisoned);
+        }
         if self.is_empty() || index < self.first || Some(index) >= self.next {
             return Ok(None);
         }
@@ -1356,5 +1446,41 @@ impl<'a, D: BlockDevice> Iterator for Iter<'a, D> {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::mem::MemDevice;
+
+    /// Issue 10: `next_seq += 1` in `open_block` overflowed on an image
+    /// whose newest seq was 2^64 - 2 (in release the seq wrapped to 0 and
+    /// every later open failed). Exhaustion is now a typed error with
+    /// nothing written, and the log still opens with everything it held.
+    #[test]
+    fn regression_seq_exhaustion_is_a_typed_error() {
+        let mut w = Wal::open(MemDevice::new(256, 8, 64)).unwrap();
+        w.next_seq = u64::MAX - 8;
+        let mut i = 1u64;
+        let err = loop {
+            match w.append(i, &[7; 40]) {
+                Ok(()) => i += 1,
+                Err(e) => break e,
+            }
+            assert!(i < 100, "never exhausted");
+        };
+        assert_eq!(err, Error::SeqExhausted);
+        assert!(i > 4, "{i}");
+        assert_eq!(
+            w.next_index(),
+            Some(i),
+            "the refused entry is not in the log"
+        );
+        w.sync().unwrap();
+        let mut w = Wal::open(w.into_device()).unwrap();
+        assert_eq!(w.last_index(), Some(i - 1));
+        assert_eq!(w.get(1).as_deref(), Some(&[7u8; 40][..]));
+        assert!(matches!(w.append(i, &[1; 300]), Err(Error::SeqExhausted)));
     }
 }

@@ -236,7 +236,10 @@ fn regression_read_fault_while_sealing_poisons() {
 #[test]
 fn regression_reopen_after_a_failed_sync_keeps_later_syncs() {
     let mut checked = 0;
-    for setup in setups().into_iter().filter(|s| s.geometry.erase_value.is_none()) {
+    for setup in setups()
+        .into_iter()
+        .filter(|s| s.geometry.erase_value.is_none())
+    {
         let ops = workload(setup.geometry.block_size);
         let clean = record(&setup, setup.device(), State::default(), &ops, 0).unwrap();
         for n in 0..clean.dev.count(SimOpKind::Sync) {
