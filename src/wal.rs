@@ -754,15 +754,11 @@ impl<D: BlockDevice> Wal<D> {
         Ok(())
     }
 
-    /// Appends a TRUNCATE or COMPACT record to the head and syncs.
-    fn control_record(&mut self, kind: Kind, index: u64) -> Res<(), D> {
+    /// Appends a TRUNCATE or COMPACT record to the head and syncs; a new
+    /// head, if needed, leaves `keep` blocks free.
+    fn control_record(&mut self, kind: Kind, index: u64, keep: u32) -> Res<(), D> {
         let base = self.next.unwrap_or(index);
         if !self.head_open || self.room(self.head_n()) < format::round_up(REC_LEN, self.p) {
-            let keep = if kind == Kind::Compact {
-                0
-            } else {
-                KEEP_FOR_COMPACT
-            };
             self.open_block(base, false, keep)?;
         }
         self.push_rec(kind, index, &[]);
@@ -885,7 +881,7 @@ impl<D: BlockDevice> Wal<D> {
             return Ok(());
         }
         let from = from.max(self.first);
-        self.control_record(Kind::Truncate, from)?;
+        self.control_record(Kind::Truncate, from, KEEP_FOR_COMPACT)?;
         let m = self.head_mem();
         let first = m.next - m.offsets.len() as u64;
         m.offsets.truncate(from.saturating_sub(first) as usize);
@@ -912,11 +908,18 @@ impl<D: BlockDevice> Wal<D> {
         if !moves || (self.is_empty() && self.next.is_some() && floor <= next) {
             return Ok(());
         }
+        // A compaction that frees a block may take the last free one (it
+        // gives one back); any other keeps one for the next compaction.
+        let frees = self
+            .blocks
+            .front()
+            .is_some_and(|b| b.end() <= self.floor.max(floor));
+        let keep = if frees { 0 } else { KEEP_FOR_COMPACT };
         if self.next.is_none() {
+            self.open_block(floor, false, keep)?;
             self.next = Some(floor);
-            self.open_block(floor, false, 0)?;
         }
-        self.control_record(Kind::Compact, floor)?;
+        self.control_record(Kind::Compact, floor, keep)?;
         self.floor = self.floor.max(floor);
         let floor = self.floor;
         let m = self.head_mem();

@@ -287,3 +287,43 @@ fn regression_reopen_after_a_failed_sync_keeps_later_syncs() {
     }
     assert!(checked > 100, "{checked}");
 }
+
+/// Issue 10, item 4: `try_iter` yields a read error as an item (and ends
+/// there), where the raft-wal-shaped `iter` ends silently and keeps it.
+#[test]
+fn try_iter_yields_the_read_error() {
+    let setup = Setup::file("file 256/1", 256, 64);
+    let rec = record(
+        &setup,
+        setup.device(),
+        State::default(),
+        &workload(256)[..12],
+        0,
+    )
+    .unwrap();
+    let mut dev = setup.device_from(rec.dev.image().to_vec());
+    let w = Wal::open_with(dev.clone(), setup.opts).unwrap();
+    let all: Vec<u64> = w.try_iter().map(|e| e.unwrap().index).collect();
+    assert_eq!(all.len(), w.len());
+    // Fail the first read after the open.
+    let reads = Wal::open_with(dev.clone(), setup.opts)
+        .unwrap()
+        .into_device()
+        .count(SimOpKind::Read);
+    dev.fail_nth(SimOpKind::Read, reads);
+    let w = Wal::open_with(dev, setup.opts).unwrap();
+    let got: Vec<_> = w.try_iter().collect();
+    let err = got
+        .iter()
+        .position(|r| r.is_err())
+        .expect("the fault shows");
+    assert_eq!(err, got.len() - 1, "the iteration ends at the error");
+    assert!(matches!(
+        got[err],
+        Err(Error::Device(SimError::Injected(SimOpKind::Read)))
+    ));
+    for (k, r) in got[..err].iter().enumerate() {
+        assert_eq!(r.as_ref().unwrap().index, all[k]);
+    }
+    assert!(w.take_read_error().is_none(), "try_iter keeps nothing");
+}
