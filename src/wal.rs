@@ -982,7 +982,6 @@ impl<D: BlockDevice> Wal<D> {
     }
 
     /// All metadata keys, in order.
-    #[must_use]
     pub fn meta_keys(&self) -> impl Iterator<Item = &str> {
         self.meta.keys()
     }
