@@ -706,7 +706,10 @@ impl<D: BlockDevice> Wal<D> {
             .meta_block
             .as_ref()
             .is_some_and(|m| self.next_seq - m.seq > u64::from(self.geo.block_count / 2));
-        if self.geo.erase_value.is_some() && stale_meta {
+        // Only with a free block to spare: it is an optimisation, and must
+        // not make a control record fail.
+        if self.geo.erase_value.is_some() && stale_meta && self.free > 0 && self.next_seq < u64::MAX
+        {
             self.meta_snapshot()?;
         }
         Ok(())
