@@ -704,14 +704,17 @@ pub fn gen_ops(seed: u64, n: usize, block_size: u32) -> Vec<Op> {
         .collect()
 }
 
-/// Page sizes the file model persists unsynced writes in, for a device of
-/// `block_size` bytes: a sector and a page, scaled down with small blocks so
-/// a piece boundary falls inside a block (and inside its summary).
+/// Piece sizes the file model persists unsynced writes in, for a device of
+/// `block_size` bytes. Real kernels write back 4 KiB pages and disks persist
+/// 512 B sectors; a real 1 MiB block's summary spans several pages. These
+/// small test blocks get pieces scaled down in proportion (1/16 and 1/4 of a
+/// block; the 512 B sector on 4 KiB blocks), so piece boundaries fall inside
+/// records and inside summaries as they do at full scale.
 pub fn file_pages(block_size: u32) -> [u32; 2] {
     if block_size <= 512 {
-        [block_size / 4, 512]
+        [block_size / 16, block_size / 4]
     } else {
-        [512, 4096]
+        [block_size / 64, 512]
     }
 }
 
