@@ -35,8 +35,13 @@ impl Geometry {
         if p == 0 || !p.is_power_of_two() || p > 256 {
             return Err("program_size must be a power of two between 1 and 256");
         }
-        if self.block_size < 128 || self.block_size % p != 0 {
-            return Err("block_size must be at least 128 bytes and a multiple of program_size");
+        // A block must hold a header, a one-entry summary and a record with
+        // a 64-byte fragment (each padded to the program unit): smaller
+        // blocks would leave the writer nowhere to put an entry.
+        if self.block_size < 256 || self.block_size / 4 < p || self.block_size % p != 0 {
+            return Err(
+                "block_size must be at least 256 bytes, at least 4 program units and a multiple of program_size",
+            );
         }
         if self.block_size > 1 << 30 {
             return Err("block_size must be at most 1 GiB");

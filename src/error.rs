@@ -36,19 +36,47 @@ pub enum Error<E> {
         /// The longest entry this log accepts.
         max: usize,
     },
-    /// A metadata key or value longer than the metadata area can hold.
+    /// A metadata key, value or map larger than the log can hold; nothing
+    /// was written.
     MetaTooLarge {
-        /// Key plus value length.
+        /// The length that is too large (key, value, or the whole map's
+        /// snapshot, as `limit` says).
         len: usize,
-        /// The most this log accepts.
+        /// The most this log accepts for that length.
         max: usize,
+        /// Which limit was hit.
+        limit: MetaLimit,
     },
+    /// Every sequence number was used: the device cannot open another
+    /// block. Nothing was written; copy the log to a fresh device.
+    SeqExhausted,
     /// Another owner (process, tab, worker) holds the log.
     Locked,
     /// The device's geometry cannot hold a log, or does not match the log on it.
     Geometry(&'static str),
     /// A device failure left durability unknown; reopen the log to continue.
     Poisoned,
+}
+
+/// Which metadata limit [`Error::MetaTooLarge`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaLimit {
+    /// The key is longer than 255 bytes.
+    Key,
+    /// The value cannot fit even in a map holding only this key.
+    Value,
+    /// The whole map with this value would not fit in one meta block.
+    Map,
+}
+
+impl fmt::Display for MetaLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MetaLimit::Key => "key",
+            MetaLimit::Value => "value",
+            MetaLimit::Map => "map (every key and value)",
+        })
+    }
 }
 
 impl<E> Error<E> {
@@ -68,7 +96,8 @@ impl<E> Error<E> {
             Error::Full => Error::Full,
             Error::NonContiguous { expected, got } => Error::NonContiguous { expected, got },
             Error::EntryTooLarge { len, max } => Error::EntryTooLarge { len, max },
-            Error::MetaTooLarge { len, max } => Error::MetaTooLarge { len, max },
+            Error::MetaTooLarge { len, max, limit } => Error::MetaTooLarge { len, max, limit },
+            Error::SeqExhausted => Error::SeqExhausted,
             Error::Locked => Error::Locked,
             Error::Geometry(w) => Error::Geometry(w),
             Error::Poisoned => Error::Poisoned,
@@ -94,11 +123,15 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
                 "entry of {len} bytes is over this log's limit of {max} bytes: \
                  split it into smaller entries, or use a larger block size"
             ),
-            Error::MetaTooLarge { len, max, .. } => write!(
+            Error::MetaTooLarge { len, max, limit } => write!(
                 f,
-                "metadata of {len} bytes (key + value) is over this log's limit of {max} bytes: \
+                "metadata {limit} of {len} bytes is over this log's limit of {max} bytes: \
                  keys hold at most {MAX_KEY_LEN} bytes and all metadata must fit in one block; \
                  keep large values in log entries, or use a larger block size"
+            ),
+            Error::SeqExhausted => write!(
+                f,
+                "every block sequence number is used: copy the log to a fresh device"
             ),
             Error::Locked => write!(
                 f,
@@ -156,10 +189,14 @@ mod tests {
             s.contains("5000") && s.contains("4000") && s.contains("split"),
             "{s}"
         );
-        let e = Error::<MemError>::MetaTooLarge { len: 300, max: 255 };
+        let e = Error::<MemError>::MetaTooLarge {
+            len: 300,
+            max: 255,
+            limit: MetaLimit::Key,
+        };
         let s = e.to_string();
         assert!(
-            s.contains("300") && s.contains("255") && s.contains("larger block"),
+            s.contains("key of 300") && s.contains("255") && s.contains("larger block"),
             "{s}"
         );
     }

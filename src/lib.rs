@@ -46,9 +46,9 @@ pub use devices::sim::{SimConfig, SimDevice};
 pub use devices::sim::{
     CutPlan, SimError, SimMonitor, SimOp, SimOpKind, SimStats, Survivors, TornFill, Violation,
 };
-pub use error::Error;
+pub use error::{Error, MetaLimit};
 pub use recovery::{Cut, RecoveryMode, RecoveryReport};
-pub use wal::{Entry, Iter, Wal, WalOptions};
+pub use wal::{Entry, Iter, TryIter, Wal, WalOptions};
 
 #[cfg(feature = "std")]
 pub use devices::file::{FileDevice, FileError, FileOp};

@@ -9,6 +9,7 @@ use core::cell::RefCell;
 use core::ops::{Bound, RangeBounds};
 
 use crate::device::{BlockDevice, Geometry};
+use crate::error::MetaLimit;
 use crate::format::{
     self, BlockHeader, Kind, RecHeader, FLAG_CONT, FLAG_TAIL_OPEN, KIND_LOG, KIND_META,
     MAX_REC_PAYLOAD, REC_LEN, TRAILER_LEN,
@@ -18,9 +19,26 @@ use crate::meta::{self, MetaMap, MAX_KEY_LEN};
 use crate::recovery::{self, MetaBlock, RecoveryMode, RecoveryReport};
 use crate::Error;
 
-/// Blocks kept free for truncate/compact records and metadata snapshots, so
-/// a full log can always be compacted.
-const RESERVE: u32 = 1;
+/// Blocks appends leave free (one more until the first meta block exists):
+/// after a reopen on files the head cannot be appended to, so a truncate,
+/// compact or metadata snapshot needs a fresh block. Truncations and meta
+/// snapshots take one only while another stays free ([`KEEP_FOR_COMPACT`]);
+/// a compaction may take the last, so a full log can always be compacted
+/// (FORMAT.md, "Space").
+const RESERVE: u32 = 2;
+
+/// Blocks a truncation or a metadata snapshot leaves free: the compaction's.
+const KEEP_FOR_COMPACT: u32 = 1;
+
+/// The smallest device a log opens on.
+const MIN_BLOCKS: u32 = RESERVE + 3;
+
+/// Control records an append leaves room for in the head once the reserve
+/// has been dipped into.
+const CONTROL_ROOM: usize = 2;
+
+/// Smallest fragment the writer splits an entry into (besides `P`).
+const MIN_FRAG: usize = 64;
 
 /// Tuning knobs; [`WalOptions::default`] needs no changes for most uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +120,14 @@ pub struct Wal<D: BlockDevice> {
     meta: MetaMap,
     meta_block: Option<MetaBlock>,
     poisoned: bool,
+    /// Byte ranges programmed since the last good sync (devices without an
+    /// erase value; block headers excluded): what a failed sync may have
+    /// dropped (see [`Wal::sync_failed`]).
+    undurable: Vec<(u64, usize)>,
+    /// A log block header whose sync has not completed (same devices).
+    undurable_header: Option<(u64, BlockHeader)>,
+    /// A failed sync took data back: reads refuse (`Poisoned`).
+    taken_back: bool,
     read_error: RefCell<Option<Error<D::Error>>>,
     /// A sync covered every record of the head: the next record written
     /// into it carries `SYNCED` (FORMAT.md, "Records").
@@ -137,14 +163,22 @@ impl<D: BlockDevice> Wal<D> {
         geo.validate().map_err(Error::Geometry)?;
         let p = geo.program_size as usize;
         let hdr = recovery::header_area(&geo);
-        // Room for a header, a summary and one small record, in at least 4 blocks.
-        if hdr + format::summary_len(1, p) + format::round_up(REC_LEN + 1, p)
+        // A fresh block takes a header, a one-entry summary and a fragment
+        // of the smallest size the writer splits at: every entry can be
+        // placed, and `write_entry` never opens a block it cannot use.
+        if hdr + format::summary_len(1, p) + format::round_up(REC_LEN + MIN_FRAG.max(p), p)
             > geo.block_size as usize
         {
             return Err(Error::Geometry("block_size too small for program_size"));
         }
-        if geo.block_count < 4 && !device.grow(4 - geo.block_count).map_err(Error::Device)? {
-            return Err(Error::Geometry("a log needs at least 4 blocks"));
+        // The meta block, the head, the block it moves on to, and the
+        // reserve (see `RESERVE`): fewer and a full log could never move on.
+        if geo.block_count < MIN_BLOCKS
+            && !device
+                .grow(MIN_BLOCKS - geo.block_count)
+                .map_err(Error::Device)?
+        {
+            return Err(Error::Geometry("a log needs at least 5 blocks"));
         }
         let geo = device.geometry();
         let r = recovery::open(&mut device, opts.read_window, mode)?;
@@ -175,6 +209,9 @@ impl<D: BlockDevice> Wal<D> {
             meta: r.meta,
             meta_block: r.meta_block,
             poisoned: false,
+            undurable: Vec::new(),
+            undurable_header: None,
+            taken_back: false,
             read_error: RefCell::new(None),
             head_synced: false,
             head_end: r.head_end,
@@ -196,7 +233,7 @@ impl<D: BlockDevice> Wal<D> {
         if log_cut {
             if let Some(next) = wal.next {
                 wal.head_open = false;
-                wal.open_block(next, false, true)?;
+                wal.open_block(next, false, 0)?;
             }
         }
         if meta_cut {
@@ -217,6 +254,7 @@ impl<D: BlockDevice> Wal<D> {
     }
 
     /// The device's geometry.
+    #[must_use]
     pub fn geometry(&self) -> Geometry {
         self.geo
     }
@@ -226,20 +264,23 @@ impl<D: BlockDevice> Wal<D> {
     /// Appends one entry. It is readable at once and durable after [`Wal::sync`].
     /// An empty log accepts any index; then each index must follow the last.
     pub fn append(&mut self, index: u64, data: &[u8]) -> Res<(), D> {
-        self.append_one(index, data)?;
+        self.append_one(index, data, false)?;
         if self.wbuf.len() >= self.opts.write_buffer {
             self.flush()?;
         }
         Ok(())
     }
 
-    /// `append` without programming a full write buffer.
+    /// `append` without programming a full write buffer; `reserved`: the
+    /// blocks it needs are already free (a batch reserved them).
     #[inline]
-    fn append_one(&mut self, index: u64, data: &[u8]) -> Res<(), D> {
+    fn append_one(&mut self, index: u64, data: &[u8], reserved: bool) -> Res<(), D> {
         self.writable()?;
         self.check_next(index)?;
         if !self.append_in_head(index, data) {
-            self.reserve_entry(data.len())?;
+            if !reserved {
+                self.reserve_entry(data.len())?;
+            }
             self.write_entry(index, data)?;
         }
         if self.is_empty() {
@@ -250,25 +291,42 @@ impl<D: BlockDevice> Wal<D> {
         Ok(())
     }
 
-    /// Appends entries in order (each index following the previous). Nothing
-    /// is appended if the indices are not contiguous.
+    /// Appends entries in order (each index following the previous), all or
+    /// nothing: if the indices are not contiguous, an entry is too large or
+    /// the space for the whole batch cannot be found (`Full`), nothing is
+    /// appended. (A device failure while writing poisons the log as usual.)
     pub fn append_batch<V: AsRef<[u8]>>(&mut self, entries: &[(u64, V)]) -> Res<(), D> {
         self.writable()?;
         if let Some((i, _)) = entries.first() {
             self.check_next(*i)?;
         }
         for w in entries.windows(2) {
-            if w[1].0 != w[0].0.wrapping_add(1) {
+            if w[1].0 != w[0].0.wrapping_add(1) || w[1].0 == u64::MAX {
                 return Err(Error::NonContiguous {
                     expected: w[0].0.wrapping_add(1),
                     got: w[1].0,
                 });
             }
         }
+        // Every block the batch takes is found before anything is written.
+        let need = self.batch_blocks(entries.iter().map(|(_, v)| v.as_ref().len()));
+        self.check_seq(need)?;
+        if need > 0 {
+            if let Err(e) = self.ensure_free(need, self.entry_keep()) {
+                let too = entries
+                    .iter()
+                    .map(|(_, v)| v.as_ref().len())
+                    .find_map(|len| self.too_large(len, self.blocks_for(len)));
+                return Err(match e {
+                    Error::Full => too.unwrap_or(Error::Full),
+                    e => e,
+                });
+            }
+        }
         // The batch goes out in one write at the next sync (or when it
         // outgrows four write buffers: memory stays bounded).
         for (i, v) in entries {
-            self.append_one(*i, v.as_ref())?;
+            self.append_one(*i, v.as_ref(), true)?;
             if self.wbuf.len() >= self.opts.write_buffer.saturating_mul(4) {
                 self.flush()?;
             }
@@ -288,6 +346,11 @@ impl<D: BlockDevice> Wal<D> {
             return false;
         }
         let (p, bs) = (self.p, self.geo.block_size as usize);
+        let keep = if self.free < self.entry_keep() {
+            CONTROL_ROOM * format::round_up(REC_LEN, p)
+        } else {
+            0
+        };
         let Some(b) = self.blocks.back_mut() else {
             return false;
         };
@@ -296,7 +359,7 @@ impl<D: BlockDevice> Wal<D> {
         };
         let at = (self.wbuf_at + self.wbuf.len() as u64 - self.geo.block_offset(b.block)) as usize;
         let span = format::round_up(REC_LEN + data.len(), p);
-        if at + span + format::summary_len(m.offsets.len() + 1, p) > bs
+        if at + span + keep + format::summary_len(m.offsets.len() + 1, p) > bs
             || data.len() > MAX_REC_PAYLOAD
         {
             return false;
@@ -318,6 +381,70 @@ impl<D: BlockDevice> Wal<D> {
         b.n = m.offsets.len() as u32;
         b.first = m.next - u64::from(b.n);
         true
+    }
+
+    /// Fresh blocks `write_entry` opens for entries of these lengths,
+    /// appended one after the other from the current head: the same
+    /// placement rules, played out without writing.
+    fn batch_blocks(&self, lens: impl Iterator<Item = usize>) -> u32 {
+        let (p, bs, hdr) = (self.p, self.geo.block_size as usize, self.hdr);
+        let min_frag = MIN_FRAG.max(p);
+        let payload = self.block_payload();
+        let mut open = self.head_open;
+        let mut cursor = if open { self.head_cursor() } else { 0 };
+        let mut n = self.head_n();
+        let mut keep = if self.free < self.entry_keep() {
+            CONTROL_ROOM * format::round_up(REC_LEN, p)
+        } else {
+            0
+        };
+        let mut blocks = 0u32;
+        let room = |open: bool, cursor: usize, n: usize, keep: usize| {
+            if open {
+                (bs - format::summary_len(n, p))
+                    .saturating_sub(cursor)
+                    .saturating_sub(keep)
+            } else {
+                0
+            }
+        };
+        for len in lens {
+            let span = format::round_up(REC_LEN + len, p);
+            let mut avail = room(open, cursor, n + 1, keep);
+            if span <= avail && len <= MAX_REC_PAYLOAD {
+                cursor += span;
+                n += 1;
+                continue;
+            }
+            let small = span <= payload / 8;
+            if !open || avail < REC_LEN + min_frag || small {
+                blocks = blocks.saturating_add(1);
+                (open, cursor, n, keep) = (true, hdr, 0, 0);
+                avail = room(open, cursor, 1, keep);
+            }
+            let whole = span <= avail && len <= MAX_REC_PAYLOAD;
+            let chunk = if whole {
+                len
+            } else {
+                (avail - REC_LEN).min(MAX_REC_PAYLOAD)
+            };
+            cursor += format::round_up(REC_LEN + chunk, p);
+            n += 1;
+            let mut rest = len - chunk;
+            while rest > 0 {
+                blocks = blocks.saturating_add(1);
+                (cursor, n, keep) = (hdr, 0, 0);
+                let avail = room(true, cursor, 0, 0);
+                let chunk = if REC_LEN + rest <= avail && rest <= MAX_REC_PAYLOAD {
+                    rest
+                } else {
+                    (avail - REC_LEN).min(MAX_REC_PAYLOAD)
+                };
+                cursor += format::round_up(REC_LEN + chunk, p);
+                rest -= chunk;
+            }
+        }
+        blocks
     }
 
     fn check_next(&self, index: u64) -> Res<(), D> {
@@ -346,16 +473,47 @@ impl<D: BlockDevice> Wal<D> {
     /// lack of space.
     fn reserve_entry(&mut self, len: usize) -> Res<(), D> {
         let fits = self.head_open
-            && format::round_up(REC_LEN + len, self.p) <= self.room(self.head_n() + 1);
+            && format::round_up(REC_LEN + len, self.p) <= self.entry_room(self.head_n() + 1);
         if fits {
             return Ok(());
         }
+        let need = self.blocks_for(len);
+        self.check_seq(need)?;
+        match self.ensure_free(need, self.entry_keep()) {
+            Err(Error::Full) => Err(self.too_large(len, need).unwrap_or(Error::Full)),
+            r => r,
+        }
+    }
+
+    /// `SeqExhausted` unless `blocks` more blocks (each possibly followed by
+    /// a meta snapshot for wear levelling) can still get a sequence number:
+    /// an entry is never cut short by exhaustion.
+    fn check_seq(&self, blocks: u32) -> Res<(), D> {
+        // Allocated seqs stay below `SEQ_LIMIT - 1`, the highest recovery
+        // accepts and can still continue from.
+        let left = (format::SEQ_LIMIT - 1).saturating_sub(self.next_seq);
+        if left < 2 * u64::from(blocks) {
+            return Err(Error::SeqExhausted);
+        }
+        Ok(())
+    }
+
+    /// Fresh blocks an entry of `len` bytes may take (its first fragment
+    /// possibly in a block of its own); saturates for absurd lengths.
+    fn blocks_for(&self, len: usize) -> u32 {
         let need = len.div_ceil(self.block_payload()) + 1;
-        let need = u32::try_from(need).map_err(|_| Error::EntryTooLarge {
+        u32::try_from(need).unwrap_or(u32::MAX)
+    }
+
+    /// `EntryTooLarge` if `need` fresh blocks exceed what this device could
+    /// ever give the log (every block but the meta block and the reserve),
+    /// now that it cannot grow.
+    fn too_large(&self, len: usize, need: u32) -> Option<Error<D::Error>> {
+        let usable = self.geo.block_count.saturating_sub(RESERVE + 1);
+        (need > usable).then(|| Error::EntryTooLarge {
             len,
-            max: self.block_payload() * u32::MAX as usize,
-        })?;
-        self.ensure_free(need, false)
+            max: self.block_payload() * usable.saturating_sub(1) as usize,
+        })
     }
 
     fn head_n(&self) -> usize {
@@ -369,6 +527,23 @@ impl<D: BlockDevice> Wal<D> {
     fn head_cursor(&self) -> usize {
         let b = self.blocks.back().map_or(0, |b| b.block);
         (self.wbuf_at + self.wbuf.len() as u64 - self.geo.block_offset(b)) as usize
+    }
+
+    /// Bytes left in the head for an entry's records if it will hold `n`
+    /// entries: once the reserve was dipped into (a control record took a
+    /// block), appends leave room for control records in the head.
+    fn entry_room(&self, n: usize) -> usize {
+        let keep = if self.free < self.entry_keep() {
+            CONTROL_ROOM * format::round_up(REC_LEN, self.p)
+        } else {
+            0
+        };
+        self.room(n).saturating_sub(keep)
+    }
+
+    /// Free blocks appends leave: the reserve, and the first meta block's.
+    fn entry_keep(&self) -> u32 {
+        RESERVE + u32::from(self.meta_block.is_none())
     }
 
     /// Bytes left in the head for records if it will hold `n` entries.
@@ -405,18 +580,20 @@ impl<D: BlockDevice> Wal<D> {
 
     fn write_entry(&mut self, index: u64, data: &[u8]) -> Res<(), D> {
         if !self.head_open {
-            self.open_block(index, false, false)?;
+            self.open_block(index, false, self.entry_keep())?;
         }
         let span = format::round_up(REC_LEN + data.len(), self.p);
-        let avail = self.room(self.head_n() + 1);
-        let min_frag = 64.max(self.p);
+        let mut avail = self.entry_room(self.head_n() + 1);
+        let min_frag = MIN_FRAG.max(self.p);
         // Entries up to 1/8 of a block are never split: a fresh block costs
         // at most that much space, and an uncached read of the entry then
-        // stays at two device reads (summary table, record).
+        // stays at two device reads (summary table, record). A fresh block
+        // always takes at least a fragment (the geometry is checked at
+        // open), so at most one block is opened here.
         let small = span <= self.block_payload() / 8;
         if span > avail && (avail < REC_LEN + min_frag || small) {
-            self.open_block(index, false, false)?;
-            return self.write_entry(index, data);
+            self.open_block(index, false, self.entry_keep())?;
+            avail = self.entry_room(1);
         }
         let at = self.head_cursor() as u32;
         // One record carries at most MAX_REC_PAYLOAD bytes (24-bit length).
@@ -440,7 +617,7 @@ impl<D: BlockDevice> Wal<D> {
         self.head_view();
         let mut rest = &data[chunk..];
         while !rest.is_empty() {
-            self.open_block(index + 1, true, false)?;
+            self.open_block(index + 1, true, self.entry_keep())?;
             let avail = self.room(0);
             let last = REC_LEN + rest.len() <= avail && rest.len() <= MAX_REC_PAYLOAD;
             let chunk = if last {
@@ -467,10 +644,10 @@ impl<D: BlockDevice> Wal<D> {
 
     // ----- blocks ----------------------------------------------------------
 
-    /// Frees at least `n` blocks beyond the reserve (or beyond nothing, for
-    /// control records), growing the device when it can.
-    fn ensure_free(&mut self, n: u32, control: bool) -> Res<(), D> {
-        let want = n + if control { 0 } else { RESERVE };
+    /// Makes `n` blocks free beyond `keep` more (the reserve appends leave,
+    /// see [`RESERVE`]), growing the device when it can.
+    fn ensure_free(&mut self, n: u32, keep: u32) -> Res<(), D> {
+        let want = n.saturating_add(keep);
         if self.free >= want {
             return Ok(());
         }
@@ -493,8 +670,8 @@ impl<D: BlockDevice> Wal<D> {
     }
 
     /// Takes the next free block in round-robin order (wear levelling).
-    fn alloc(&mut self, control: bool) -> Res<u32, D> {
-        self.ensure_free(1, control)?;
+    fn alloc(&mut self, keep: u32) -> Res<u32, D> {
+        self.ensure_free(1, keep)?;
         let count = self.geo.block_count;
         for k in 0..count {
             let b = (self.cursor + k) % count;
@@ -517,34 +694,31 @@ impl<D: BlockDevice> Wal<D> {
 
     /// Erases a free block and makes a header durable in it (FORMAT.md,
     /// "Opening a block"): no record ever outlives its header.
-    fn start_block(&mut self, h: &BlockHeader) -> Res<u32, D> {
-        if h.seq >= format::SEQ_LIMIT {
-            return Err(Error::Corrupt {
-                block: 0,
-                offset: 0,
-                what: "sequence numbers exhausted (2^63 blocks allocated)",
-            });
+    fn start_block(&mut self, h: &BlockHeader, keep: u32) -> Res<u32, D> {
+        // Recovery refuses a header at the top of the seq space (nothing
+        // could follow it): the writer stops below it, with nothing written.
+        if h.seq >= format::SEQ_LIMIT - 1 {
+            return Err(Error::SeqExhausted);
         }
-        let block = self.alloc(true)?;
+        let block = self.alloc(keep)?;
         let mut buf = vec![0u8; self.hdr];
         buf[..format::HEADER_LEN].copy_from_slice(&h.encode());
         let off = self.geo.block_offset(block);
         let dev = self.dev.get_mut();
-        let r = dev
-            .erase(block)
-            .and_then(|_| dev.program(off, &buf))
-            .and_then(|_| dev.sync());
+        let r = dev.erase(block).and_then(|_| dev.program(off, &buf));
         r.map_err(|e| self.poison(e))?;
+        if self.geo.erase_value.is_none() && h.kind == KIND_LOG {
+            self.undurable_header = Some((off, *h));
+        }
+        self.dev_sync()?;
         Ok(block)
     }
 
     /// Seals the head (if any) and opens a new head whose first entry will be
     /// `base`; `cont` when it begins with the rest of entry `base - 1`.
-    fn open_block(&mut self, base: u64, cont: bool, control: bool) -> Res<(), D> {
+    fn open_block(&mut self, base: u64, cont: bool, keep: u32) -> Res<(), D> {
         self.flush()?;
-        if !control {
-            self.ensure_free(1, false)?;
-        }
+        self.ensure_free(1, keep)?;
         let seq = self.next_seq;
         let prev_end = match self.blocks.back().map(|b| &b.loc) {
             Some(Loc::Mem(m)) => m.end,
@@ -568,7 +742,7 @@ impl<D: BlockDevice> Wal<D> {
                 what: "more than 2^32 allocations since the head was opened",
             });
         }
-        let block = self.start_block(&h)?;
+        let block = self.start_block(&h, keep)?;
         self.next_seq += 1;
         // The header's sync covered the old head's records; the new head is
         // empty: its first record says so.
@@ -598,7 +772,10 @@ impl<D: BlockDevice> Wal<D> {
             .meta_block
             .as_ref()
             .is_some_and(|m| self.next_seq - m.seq > u64::from(self.geo.block_count / 2));
-        if self.geo.erase_value.is_some() && stale_meta {
+        // Only with a free block to spare: it is an optimisation, and must
+        // not make a control record fail.
+        if self.geo.erase_value.is_some() && stale_meta && self.free > 0 && self.next_seq < format::SEQ_LIMIT - 2
+        {
             self.meta_snapshot()?;
         }
         Ok(())
@@ -640,19 +817,18 @@ impl<D: BlockDevice> Wal<D> {
                     continue;
                 }
             }
-            let dev = self.dev.get_mut();
-            let r = dev.program(at, &bytes);
-            r.map_err(|e| self.poison(e))?;
+            self.dev_program(at, &bytes)?;
             self.blocks[i].loc = Loc::Summary { disk_n };
         }
         Ok(())
     }
 
-    /// Appends a TRUNCATE or COMPACT record to the head and syncs.
-    fn control_record(&mut self, kind: Kind, index: u64) -> Res<(), D> {
+    /// Appends a TRUNCATE or COMPACT record to the head and syncs; a new
+    /// head, if needed, leaves `keep` blocks free.
+    fn control_record(&mut self, kind: Kind, index: u64, keep: u32) -> Res<(), D> {
         let base = self.next.unwrap_or(index);
         if !self.head_open || self.room(self.head_n()) < format::round_up(REC_LEN, self.p) {
-            self.open_block(base, false, true)?;
+            self.open_block(base, false, keep)?;
         }
         self.push_rec(kind, index, &[]);
         let end = self.head_cursor() as u32;
@@ -663,6 +839,72 @@ impl<D: BlockDevice> Wal<D> {
     fn poison(&mut self, e: D::Error) -> Error<D::Error> {
         self.poisoned = true;
         Error::Device(e)
+    }
+
+    /// Programs `data` at `at`, remembered until the next good sync.
+    fn dev_program(&mut self, at: u64, data: &[u8]) -> Res<(), D> {
+        let r = self.dev.get_mut().program(at, data);
+        r.map_err(|e| self.poison(e))?;
+        if self.geo.erase_value.is_none() {
+            match self.undurable.last_mut() {
+                Some((s, n)) if *s + *n as u64 == at => *n += data.len(),
+                _ => self.undurable.push((at, data.len())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs the device; see [`Wal::sync_failed`] for a failure.
+    fn dev_sync(&mut self) -> Res<(), D> {
+        match self.dev.get_mut().sync() {
+            Ok(()) => {
+                self.undurable.clear();
+                self.undurable_header = None;
+                Ok(())
+            }
+            Err(e) => Err(self.sync_failed(e)),
+        }
+    }
+
+    /// A failed sync may have dropped what was written since the last good
+    /// one while reads still see it (Linux can mark the dirty pages clean:
+    /// "fsyncgate"). A log reopened on that view would link new blocks to
+    /// records that never reach the disk, and a later sync would be
+    /// acknowledged on top of them. So the log takes them back first: it
+    /// programs zeros over every such range (newest first), and turns a log
+    /// block header whose sync failed into a meta header of the same `seq`
+    /// without a snapshot (a free block to recovery that still counts for
+    /// the next `seq`, so no `seq` is ever used twice). Reads then show
+    /// what the disk may hold either way. Then the log is poisoned, and its
+    /// reads refuse too.
+    fn sync_failed(&mut self, e: D::Error) -> Error<D::Error> {
+        self.taken_back = true;
+        let zeros = vec![0u8; 4096];
+        let dev = self.dev.get_mut();
+        if let Some((off, h)) = self.undurable_header.take() {
+            let t = BlockHeader {
+                kind: KIND_META,
+                flags: 0,
+                prev: 0,
+                base: 0,
+                floor: 0,
+                prev_end: 0,
+                ..h
+            };
+            let mut buf = vec![0u8; self.hdr];
+            buf[..format::HEADER_LEN].copy_from_slice(&t.encode());
+            let _ = dev.program(off, &buf);
+        }
+        for (at, n) in self.undurable.drain(..).rev() {
+            let mut off = 0;
+            while off < n {
+                let k = (n - off).min(zeros.len());
+                // Best effort: a device that fails this too is broken.
+                let _ = dev.program(at + off as u64, &zeros[..k]);
+                off += k;
+            }
+        }
+        self.poison(e)
     }
 
     fn writable(&self) -> Res<(), D> {
@@ -681,19 +923,22 @@ impl<D: BlockDevice> Wal<D> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        let r = self.dev.get_mut().program(self.wbuf_at, &self.wbuf);
-        r.map_err(|e| self.poison(e))?;
+        let wbuf = core::mem::take(&mut self.wbuf);
+        let r = self.dev_program(self.wbuf_at, &wbuf);
+        self.wbuf = wbuf;
+        r?;
         self.wbuf_at += self.wbuf.len() as u64;
         self.wbuf.clear();
         Ok(())
     }
 
     /// Makes everything appended so far durable with one device sync (group
-    /// commit). A failure poisons the log: reopen it to see what is durable.
+    /// commit). A failure poisons the log: reopen it to see what is durable
+    /// (what this sync should have made durable is taken back first, so a
+    /// reopened log never builds on it).
     pub fn sync(&mut self) -> Res<(), D> {
         self.flush()?;
-        let r = self.dev.get_mut().sync();
-        r.map_err(|e| self.poison(e))?;
+        self.dev_sync()?;
         self.head_synced = true;
         Ok(())
     }
@@ -708,7 +953,7 @@ impl<D: BlockDevice> Wal<D> {
             return Ok(());
         }
         let from = from.max(self.first);
-        self.control_record(Kind::Truncate, from)?;
+        self.control_record(Kind::Truncate, from, KEEP_FOR_COMPACT)?;
         let m = self.head_mem();
         let first = m.next - m.offsets.len() as u64;
         m.offsets.truncate(from.saturating_sub(first) as usize);
@@ -735,11 +980,18 @@ impl<D: BlockDevice> Wal<D> {
         if !moves || (self.is_empty() && self.next.is_some() && floor <= next) {
             return Ok(());
         }
+        // A compaction that frees a block may take the last free one (it
+        // gives one back); any other keeps one for the next compaction.
+        let frees = self
+            .blocks
+            .front()
+            .is_some_and(|b| b.end() <= self.floor.max(floor));
+        let keep = if frees { 0 } else { KEEP_FOR_COMPACT };
         if self.next.is_none() {
+            self.open_block(floor, false, keep)?;
             self.next = Some(floor);
-            self.open_block(floor, false, true)?;
         }
-        self.control_record(Kind::Compact, floor)?;
+        self.control_record(Kind::Compact, floor, keep)?;
         self.floor = self.floor.max(floor);
         let floor = self.floor;
         let m = self.head_mem();
@@ -768,13 +1020,8 @@ impl<D: BlockDevice> Wal<D> {
     /// its old or its new value).
     pub fn set_meta(&mut self, key: &str, value: &[u8]) -> Res<(), D> {
         self.writable()?;
+        self.check_meta(key, value)?;
         let klen = [key.len() as u8];
-        if key.len() > MAX_KEY_LEN {
-            return Err(Error::MetaTooLarge {
-                len: key.len() + value.len(),
-                max: MAX_KEY_LEN,
-            });
-        }
         let old = self.meta.insert(String::from(key), value.to_vec());
         let r = self.meta_record(Kind::Set, &meta::set_payload(&klen, key, value));
         if r.is_err() {
@@ -801,6 +1048,7 @@ impl<D: BlockDevice> Wal<D> {
     }
 
     /// A metadata value.
+    #[must_use]
     pub fn get_meta(&self, key: &str) -> Option<&[u8]> {
         self.meta.get(key).map(|v| v.as_slice())
     }
@@ -810,19 +1058,37 @@ impl<D: BlockDevice> Wal<D> {
         self.meta.keys()
     }
 
-    /// Writes a meta record for the change already applied to `self.meta`:
-    /// appended to the meta block when it fits, else a fresh snapshot block.
+    /// The limits of item 6 (key, value, whole map), checked before
+    /// anything is written: the map's SNAPSHOT record, and the MARK after
+    /// it, must fit one meta block, and the snapshot one record (24-bit
+    /// length).
+    fn check_meta(&self, key: &str, value: &[u8]) -> Res<(), D> {
+        let too = |len, max, limit| Err(Error::MetaTooLarge { len, max, limit });
+        if key.len() > MAX_KEY_LEN {
+            return too(key.len(), MAX_KEY_LEN, MetaLimit::Key);
+        }
+        let bs = self.geo.block_size as usize;
+        let mark = format::round_up(REC_LEN, self.p);
+        let cap = (bs - self.hdr - mark - REC_LEN).min(MAX_REC_PAYLOAD);
+        // A snapshot holding only this key: count, then key/value framing.
+        let alone = meta::snapshot_len(&MetaMap::new()) + 5 + key.len();
+        let max_value = cap.saturating_sub(alone);
+        if value.len() > max_value {
+            return too(value.len(), max_value, MetaLimit::Value);
+        }
+        let old = self.meta.get(key).map_or(0, |v| 5 + key.len() + v.len());
+        let snap = meta::snapshot_len(&self.meta) - old + 5 + key.len() + value.len();
+        if snap > cap {
+            return too(snap, cap, MetaLimit::Map);
+        }
+        Ok(())
+    }
+
+    /// Writes a meta record for the change already applied to `self.meta`
+    /// (within the limits `check_meta` enforces): appended to the meta
+    /// block when it fits, else a fresh snapshot block.
     fn meta_record(&mut self, kind: Kind, payload: &[&[u8]]) -> Res<(), D> {
         let bs = self.geo.block_size as usize;
-        let snap = format::round_up(REC_LEN + meta::snapshot_len(&self.meta), self.p)
-            + format::round_up(REC_LEN, self.p);
-        if self.hdr + snap > bs {
-            let max = bs - self.hdr - REC_LEN - 9;
-            return Err(Error::MetaTooLarge {
-                len: payload.iter().map(|s| s.len()).sum::<usize>() - 1,
-                max,
-            });
-        }
         let len: usize = payload.iter().map(|s| s.len()).sum();
         let span = format::round_up(REC_LEN + len, self.p);
         let mark = format::round_up(REC_LEN, self.p);
@@ -834,9 +1100,8 @@ impl<D: BlockDevice> Wal<D> {
             let mut buf = Vec::with_capacity(span);
             format::push_record(&mut buf, self.p, mb.seq, kind, mb.synced, 0, payload);
             let at = self.geo.block_offset(mb.block) + u64::from(mb.cursor);
-            let dev = self.dev.get_mut();
-            let r = dev.program(at, &buf).and_then(|_| dev.sync());
-            r.map_err(|e| self.poison(e))?;
+            self.dev_program(at, &buf)?;
+            self.dev_sync()?;
             if let Some(m) = self.meta_block.as_mut() {
                 m.cursor += span as u32;
                 m.synced = true;
@@ -856,9 +1121,8 @@ impl<D: BlockDevice> Wal<D> {
         let mut buf = Vec::new();
         format::push_record(&mut buf, self.p, mb.seq, Kind::Mark, true, 0, &[]);
         let at = self.geo.block_offset(mb.block) + u64::from(mb.cursor);
-        let dev = self.dev.get_mut();
-        let r = dev.program(at, &buf).and_then(|_| dev.sync());
-        r.map_err(|e| self.poison(e))?;
+        self.dev_program(at, &buf)?;
+        self.dev_sync()?;
         if let Some(m) = self.meta_block.as_mut() {
             m.cursor += buf.len() as u32;
         }
@@ -879,7 +1143,14 @@ impl<D: BlockDevice> Wal<D> {
             prev_end: 0,
             block_size: self.geo.block_size,
         };
-        let block = self.start_block(&h)?;
+        // A snapshot that replaces a meta block frees it right after, so it
+        // may use the last free block; the first one keeps the compaction's.
+        let keep = if self.meta_block.is_some() {
+            0
+        } else {
+            KEEP_FOR_COMPACT
+        };
+        let block = self.start_block(&h, keep)?;
         self.next_seq += 1;
         let mut buf = Vec::new();
         format::push_record(
@@ -891,11 +1162,8 @@ impl<D: BlockDevice> Wal<D> {
             0,
             &[&meta::snapshot_payload(&self.meta)],
         );
-        let dev = self.dev.get_mut();
-        let r = dev
-            .program(self.geo.block_offset(block) + self.hdr as u64, &buf)
-            .and_then(|_| dev.sync());
-        r.map_err(|e| self.poison(e))?;
+        self.dev_program(self.geo.block_offset(block) + self.hdr as u64, &buf)?;
+        self.dev_sync()?;
         let old = self.meta_block.replace(MetaBlock {
             block,
             seq,
@@ -913,11 +1181,13 @@ impl<D: BlockDevice> Wal<D> {
     // ----- reading ---------------------------------------------------------
 
     /// True when the log holds no entry.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.next.is_none_or(|n| self.first >= n)
     }
 
     /// Number of entries.
+    #[must_use]
     pub fn len(&self) -> usize {
         if self.is_empty() {
             0
@@ -927,23 +1197,27 @@ impl<D: BlockDevice> Wal<D> {
     }
 
     /// Index of the first entry, if any.
+    #[must_use]
     pub fn first_index(&self) -> Option<u64> {
         (!self.is_empty()).then_some(self.first)
     }
 
     /// Index of the last entry, if any.
+    #[must_use]
     pub fn last_index(&self) -> Option<u64> {
         (!self.is_empty()).then(|| self.next.unwrap_or(1) - 1)
     }
 
     /// The index the next `append` must use (`None`: any, the log is new).
+    #[must_use]
     pub fn next_index(&self) -> Option<u64> {
         self.next
     }
 
-    /// An entry, or `None` if it is not in the log. A device or corruption
-    /// error also gives `None` and is kept for [`Wal::take_read_error`]; use
-    /// [`Wal::try_get`] to get it directly.
+    /// An entry, or `None` if it is not in the log. A porting helper shaped
+    /// like raft-wal's `get`: a device or corruption error also gives `None`
+    /// and is kept for [`Wal::take_read_error`]; prefer [`Wal::try_get`].
+    #[must_use]
     pub fn get(&self, index: u64) -> Option<Cow<'_, [u8]>> {
         self.try_get(index).unwrap_or_else(|e| {
             *self.read_error.borrow_mut() = Some(e);
@@ -952,12 +1226,17 @@ impl<D: BlockDevice> Wal<D> {
     }
 
     /// The last read error swallowed by `get`, `read_range` or `iter`.
+    #[must_use]
     pub fn take_read_error(&self) -> Option<Error<D::Error>> {
         self.read_error.borrow_mut().take()
     }
 
     /// An entry, or `None` if it is not in the log; errors are returned.
+    #[must_use = "the entry or the read error is the point of the call"]
     pub fn try_get(&self, index: u64) -> Res<Option<Cow<'_, [u8]>>, D> {
+        if self.taken_back {
+            return Err(Error::Poisoned);
+        }
         if self.is_empty() || index < self.first || Some(index) >= self.next {
             return Ok(None);
         }
@@ -967,7 +1246,10 @@ impl<D: BlockDevice> Wal<D> {
         self.read_entry(index).map(|v| Some(Cow::Owned(v)))
     }
 
-    /// Entries in `range` that are in the log, in order, none skipped.
+    /// Entries in `range` that are in the log, in order. A porting helper
+    /// shaped like raft-wal's: a read error cuts the result short (it is
+    /// kept for [`Wal::take_read_error`]); prefer [`Wal::try_read_range`].
+    #[must_use]
     pub fn read_range(&self, range: impl RangeBounds<u64>) -> Vec<(u64, Vec<u8>)> {
         self.iter_range(range)
             .map(|e| (e.index, e.data.into_owned()))
@@ -975,6 +1257,7 @@ impl<D: BlockDevice> Wal<D> {
     }
 
     /// Like [`Wal::read_range`], returning the first error.
+    #[must_use = "the entries or the read error are the point of the call"]
     pub fn try_read_range(&self, range: impl RangeBounds<u64>) -> Res<Vec<(u64, Vec<u8>)>, D> {
         let (lo, hi) = self.clamp(range);
         (lo..hi)
@@ -985,13 +1268,36 @@ impl<D: BlockDevice> Wal<D> {
             .collect()
     }
 
-    /// Iterates over all entries.
+    /// Iterates over all entries. A porting helper shaped like raft-wal's:
+    /// a read error silently ends the iteration (it is kept for
+    /// [`Wal::take_read_error`]); prefer [`Wal::try_iter`].
+    #[must_use]
     pub fn iter(&self) -> Iter<'_, D> {
         self.iter_range(..)
     }
 
-    /// Iterates over the entries in `range`. A read error ends the iteration
-    /// early and is kept for [`Wal::take_read_error`].
+    /// Iterates over all entries, yielding a read error (device failure,
+    /// corruption) as an item; the iteration ends after it.
+    #[must_use]
+    pub fn try_iter(&self) -> TryIter<'_, D> {
+        self.try_iter_range(..)
+    }
+
+    /// [`Wal::try_iter`] over the entries in `range`.
+    #[must_use]
+    pub fn try_iter_range(&self, range: impl RangeBounds<u64>) -> TryIter<'_, D> {
+        let (next, end) = self.clamp(range);
+        TryIter {
+            wal: self,
+            next,
+            end,
+        }
+    }
+
+    /// Iterates over the entries in `range`. A porting helper: a read error
+    /// ends the iteration early and is kept for [`Wal::take_read_error`];
+    /// prefer [`Wal::try_iter_range`].
+    #[must_use]
     pub fn iter_range(&self, range: impl RangeBounds<u64>) -> Iter<'_, D> {
         let (next, end) = self.clamp(range);
         Iter {
@@ -1134,6 +1440,7 @@ impl<D: BlockDevice> Wal<D> {
     // ----- memory ----------------------------------------------------------
 
     /// Bytes of memory the log holds (cache, index, buffers, metadata).
+    #[must_use]
     pub fn estimated_memory(&self) -> usize {
         let blocks = self.blocks.capacity() * core::mem::size_of::<LogBlock>()
             + self
@@ -1186,6 +1493,34 @@ pub(crate) fn half_open(range: &impl RangeBounds<u64>) -> (u64, u64) {
     (lo, hi)
 }
 
+/// Iterator over entries yielding read errors; see [`Wal::try_iter`].
+pub struct TryIter<'a, D: BlockDevice> {
+    wal: &'a Wal<D>,
+    next: u64,
+    end: u64,
+}
+
+impl<'a, D: BlockDevice> Iterator for TryIter<'a, D> {
+    type Item = Result<Entry<'a>, Error<D::Error>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.end {
+            return None;
+        }
+        let index = self.next;
+        match self.wal.try_get(index) {
+            Ok(Some(data)) => {
+                self.next += 1;
+                Some(Ok(Entry { index, data }))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.end = index;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
 /// Iterator over entries; see [`Wal::iter_range`].
 pub struct Iter<'a, D: BlockDevice> {
     wal: &'a Wal<D>,
@@ -1212,5 +1547,41 @@ impl<'a, D: BlockDevice> Iterator for Iter<'a, D> {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::mem::MemDevice;
+
+    /// Issue 10: `next_seq += 1` in `open_block` overflowed on an image
+    /// whose newest seq was 2^64 - 2 (in release the seq wrapped to 0 and
+    /// every later open failed). Exhaustion is now a typed error with
+    /// nothing written, and the log still opens with everything it held.
+    #[test]
+    fn regression_seq_exhaustion_is_a_typed_error() {
+        let mut w = Wal::open(MemDevice::new(256, 8, 64)).unwrap();
+        w.next_seq = format::SEQ_LIMIT - 9;
+        let mut i = 1u64;
+        let err = loop {
+            match w.append(i, &[7; 40]) {
+                Ok(()) => i += 1,
+                Err(e) => break e,
+            }
+            assert!(i < 100, "never exhausted");
+        };
+        assert_eq!(err, Error::SeqExhausted);
+        assert!(i > 4, "{i}");
+        assert_eq!(
+            w.next_index(),
+            Some(i),
+            "the refused entry is not in the log"
+        );
+        w.sync().unwrap();
+        let mut w = Wal::open(w.into_device()).unwrap();
+        assert_eq!(w.last_index(), Some(i - 1));
+        assert_eq!(w.get(1).as_deref(), Some(&[7u8; 40][..]));
+        assert!(matches!(w.append(i, &[1; 300]), Err(Error::SeqExhausted)));
     }
 }

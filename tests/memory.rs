@@ -98,7 +98,7 @@ fn run(opts: WalOptions, entries: u64, len: usize) -> Vec<(String, usize)> {
     for i in (entries * 3 / 4 + 1..entries - 10).step_by(97) {
         assert_eq!(wal.get(i).as_deref(), Some(payload(i, len).as_slice()));
     }
-    wal.take_read_error();
+    let _ = wal.take_read_error();
     out.push(("read".to_string(), check("after reads", &wal, base)));
     let dev = wal.into_device();
     drop(dev);

@@ -412,24 +412,38 @@ fn plans(dev: &SimDevice, k: u64) -> Vec<CutPlan> {
             torn_at: tear / 2,
             fill: TornFill::Garbage,
             seed: k,
+            ..CutPlan::KEEP_ALL
         },
         CutPlan {
             survivors: Survivors::Mask(0x5555_5555_5555_5555),
             torn_at: tear.saturating_sub(1),
             fill: TornFill::Old,
             seed: k,
+            ..CutPlan::KEEP_ALL
         },
         CutPlan {
             survivors: Survivors::Mask(0xaaaa_aaaa_aaaa_aaaa),
             torn_at: tear / 4,
             fill: TornFill::Zeros,
             seed: k,
+            ..CutPlan::KEEP_ALL
         },
         CutPlan {
             survivors: Survivors::Random,
             torn_at: tear * 3 / 4,
             fill: TornFill::GarbageOne,
             seed: k ^ 0x5eed,
+            ..CutPlan::KEEP_ALL
+        },
+        // As hard as the contracts: unsynced data survives in any subset of
+        // 128-byte pieces (files), any subset of the units in flight (NOR).
+        CutPlan {
+            survivors: Survivors::Random,
+            page: 128,
+            torn_at: tear / 2,
+            scatter: Survivors::Random,
+            fill: TornFill::Mixed,
+            seed: k ^ 0xc0ffee,
         },
     ]
 }

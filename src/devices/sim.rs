@@ -1,16 +1,25 @@
 //! `SimDevice`: an in-memory device that records every operation, cuts power
 //! on demand and injects faults, for crash and fault testing of the core.
 //!
-//! Two power-loss models are built in, chosen by the geometry:
+//! Two power-loss models are built in, chosen by the geometry. Both are as
+//! hard as the contracts they stand for:
 //!
 //! - **file-like** (`erase_value: None`): writes are volatile until `sync`.
-//!   At a power cut any subset of the writes since the last completed sync is
-//!   lost, and the write in flight is torn at a byte boundary, the torn part
-//!   holding the old bytes, zeros or garbage ([`CutPlan`]).
+//!   A page cache writes dirty pages back one by one and a disk persists
+//!   sectors, so at a power cut any subset of the *pieces* of the writes
+//!   since the last completed sync is lost: pieces of [`CutPlan::page`]
+//!   bytes aligned on the device (4 KiB pages, 512 B sectors), of one write
+//!   or of many, in any order ([`CutPlan::survivors`]). The write in flight
+//!   is torn: a prefix and/or any subset of its pieces done, the rest
+//!   holding the old bytes, zeros or garbage ([`CutPlan`]). A *failed* sync
+//!   drops the writes it should have made durable (Linux may mark the dirty
+//!   pages clean after a failed `fsync`): they stay readable until the
+//!   power cut and are then gone.
 //! - **NOR flash** (`erase_value: Some(v)`): every completed program or erase
-//!   persists. A program or erase in flight leaves the units it touches
-//!   undefined: some done, the rest old, zero or random bits (deterministic
-//!   from a seed). Programming a unit twice without an erase, unaligned
+//!   persists. A program or erase in flight leaves *any subset* of the units
+//!   it touches undefined, in any order (not a prefix): each such unit holds
+//!   the old bytes, zeros, random bits or the new bytes (deterministic from
+//!   a seed). Programming a unit twice without an erase, unaligned
 //!   access and out-of-bounds access are contract violations: the operation
 //!   fails with [`SimError::Contract`] and the breach is kept
 //!   ([`SimDevice::violations`]) so a test reports it even if the core hides
@@ -130,32 +139,53 @@ pub enum TornFill {
     Garbage,
     /// Random bytes in the first unit that did not complete, old bytes after.
     GarbageOne,
+    /// Each unit that did not complete holds, independently, its old bytes,
+    /// zeros, random bytes or its new bytes (deterministic from the seed):
+    /// "undefined" as `embedded-storage` says.
+    Mixed,
 }
 
-/// Which writes since the last completed sync survive a cut (file-like
-/// devices; on NOR flash every completed operation survives).
+/// Which writes (or pieces of writes, see [`CutPlan::page`]) since the last
+/// completed sync survive a cut (file-like devices; on NOR flash every
+/// completed operation survives). Also which units of the operation in
+/// flight completed ([`CutPlan::scatter`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Survivors {
     /// All of them.
     All,
     /// None of them.
     None,
-    /// Bit `i` set: the `i`-th write since the sync survives (writes past
-    /// the 64th survive).
+    /// Bit `i` set: the `i`-th write (or piece) since the sync survives
+    /// (those past the 64th survive; for [`CutPlan::scatter`], they follow
+    /// bit 63).
     Mask(u64),
     /// Each survives with probability 1/2 (deterministic from the seed).
     Random,
+    /// Those numbered `start..end` (counted from 0) survive.
+    Range(usize, usize),
 }
 
 /// How a power cut plays out: see [`SimDevice::crash_image`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CutPlan {
-    /// Which unsynced writes survive (file-like devices).
+    /// Which unsynced writes (or pieces, see `page`) survive (file-like
+    /// devices).
     pub survivors: Survivors,
+    /// File-like devices: unsynced writes persist in pieces of this many
+    /// bytes, aligned to multiples of it on the device, each piece on its
+    /// own ([`SimDevice::unsynced_pieces`] counts them); `survivors` then
+    /// picks pieces, not writes. 0: every write whole (one piece).
+    pub page: u32,
     /// How far the operation in flight got: bytes on file-like devices,
     /// program units on NOR flash. Clamped to the operation's length, so
     /// `usize::MAX` means it completed.
     pub torn_at: usize,
+    /// Units of the operation in flight that completed besides the first
+    /// `torn_at`, in any order ([`SimDevice::scatter_len`] counts them):
+    /// program units on NOR flash (erase: the block's program units),
+    /// pieces of `page` bytes on files (the whole write when `page` is 0).
+    /// `Survivors::None`: only the prefix.
+    pub scatter: Survivors,
     /// What the rest of the operation in flight holds.
     pub fill: TornFill,
     /// Seed for garbage and random survivors.
@@ -167,7 +197,9 @@ impl CutPlan {
     /// not start.
     pub const KEEP_ALL: CutPlan = CutPlan {
         survivors: Survivors::All,
+        page: 0,
         torn_at: 0,
+        scatter: Survivors::None,
         fill: TornFill::Old,
         seed: 0,
     };
@@ -176,7 +208,9 @@ impl CutPlan {
     /// in flight did not start.
     pub const LOSE_UNSYNCED: CutPlan = CutPlan {
         survivors: Survivors::None,
+        page: 0,
         torn_at: 0,
+        scatter: Survivors::None,
         fill: TornFill::Old,
         seed: 0,
     };
@@ -469,8 +503,14 @@ impl SimDevice {
 
     /// Number of writes issued since the last completed sync before
     /// operation `op` (the writes a cut at `op` may lose on a file-like
-    /// device; 0 on NOR flash).
+    /// device; 0 on NOR flash). A failed sync drops the writes before it.
     pub fn unsynced_before(&self, op: usize) -> usize {
+        self.unsynced_pieces(op, 0)
+    }
+
+    /// Number of pieces of `page` bytes (see [`CutPlan::page`]; 0: whole
+    /// writes) of the writes a cut at `op` may lose on a file-like device.
+    pub fn unsynced_pieces(&self, op: usize, page: u32) -> usize {
         if !self.is_file_like() {
             return 0;
         }
@@ -478,9 +518,12 @@ impl SimDevice {
         self.trace[..upto]
             .iter()
             .rev()
-            .take_while(|o| !matches!(o, SimOp::Sync))
-            .filter(|o| matches!(o, SimOp::Program { .. }))
-            .count()
+            .take_while(|o| !matches!(o, SimOp::Sync | SimOp::Failed(SimOpKind::Sync)))
+            .map(|o| match o {
+                SimOp::Program { offset, data } => pieces(*offset, data, page).count(),
+                _ => 0,
+            })
+            .sum()
     }
 
     /// Length of the operation in flight at a cut at `op`, in the unit of
@@ -499,6 +542,17 @@ impl SimDevice {
         }
     }
 
+    /// Number of units [`CutPlan::scatter`] chooses from for a cut at `op`
+    /// with pieces of `page` bytes (files; NOR flash: program units).
+    pub fn scatter_len(&self, op: usize, page: u32) -> usize {
+        match self.trace.get(op) {
+            Some(SimOp::Program { offset, data }) if self.is_file_like() => {
+                pieces(*offset, data, page).count()
+            }
+            _ => self.tear_len(op),
+        }
+    }
+
     /// The image after a power cut while operation `op` was in flight
     /// (`op >= trace().len()`: after the last operation), played out as
     /// `plan` says. Needs recording on.
@@ -508,13 +562,14 @@ impl SimDevice {
         let fillv = g.erase_value.unwrap_or(0);
         let bs = g.block_size as usize;
         let mut img = self.initial.clone();
-        let mut pending: Vec<usize> = Vec::new();
+        // Unsynced pieces (file-like): (offset, bytes).
+        let mut pending: Vec<(u64, &[u8])> = Vec::new();
         let upto = op.min(self.trace.len());
-        for (i, o) in self.trace[..upto].iter().enumerate() {
+        for o in &self.trace[..upto] {
             match o {
                 SimOp::Program { offset, data } => {
                     if file {
-                        pending.push(i);
+                        pending.extend(pieces(*offset, data, plan.page));
                     } else {
                         put(&mut img, *offset, data);
                     }
@@ -528,12 +583,14 @@ impl SimDevice {
                     }
                 }
                 SimOp::Sync => {
-                    for j in pending.drain(..) {
-                        if let Some(SimOp::Program { offset, data }) = self.trace.get(j) {
-                            put(&mut img, *offset, data);
-                        }
+                    for (at, d) in pending.drain(..) {
+                        put(&mut img, at, d);
                     }
                 }
+                // A failed sync: the kernel may have dropped the dirty pages
+                // (still readable in the cache until the cut), so nothing
+                // written before it can become durable any more.
+                SimOp::Failed(SimOpKind::Sync) => pending.clear(),
                 SimOp::Grow { block_count } => {
                     let len = *block_count as usize * bs;
                     if len > img.len() {
@@ -544,15 +601,16 @@ impl SimDevice {
             }
         }
         let mut rng = Rng(plan.seed ^ 0x5851_f42d_4c95_7f2d);
-        for (k, j) in pending.iter().enumerate() {
+        for (k, (at, d)) in pending.iter().enumerate() {
             let keep = match plan.survivors {
                 Survivors::All => true,
                 Survivors::None => false,
                 Survivors::Mask(m) => k >= 64 || m & (1 << k) != 0,
                 Survivors::Random => rng.next() & 1 == 1,
+                Survivors::Range(a, b) => (a..b).contains(&k),
             };
-            if let (true, Some(SimOp::Program { offset, data })) = (keep, self.trace.get(*j)) {
-                put(&mut img, *offset, data);
+            if keep {
+                put(&mut img, *at, d);
             }
         }
         let p = g.program_size.max(1) as usize;
@@ -561,21 +619,73 @@ impl SimDevice {
             Some(SimOp::Erase { block }) if !file => (*block as usize * bs, vec![fillv; bs]),
             _ => return img,
         };
-        let unit = if file { 1 } else { p };
-        let done = plan.torn_at.saturating_mul(unit).min(new.len());
         let Some(dst) = img.get_mut(at..at + new.len()) else {
             return img;
         };
-        dst[..done].copy_from_slice(&new[..done]);
-        let rest = &mut dst[done..];
-        match plan.fill {
-            TornFill::Old => {}
-            TornFill::Zeros => rest.fill(0),
-            TornFill::Garbage => rng.fill(rest),
-            TornFill::GarbageOne => {
-                let n = rest.len().min(unit);
-                rng.fill(&mut rest[..n]);
+        // Which bytes of the operation in flight completed: a prefix, and
+        // any subset of its units (`scatter`).
+        let unit = if file { 1 } else { p };
+        let mut done = vec![false; new.len()];
+        let pre = plan.torn_at.saturating_mul(unit).min(new.len());
+        done[..pre].fill(true);
+        let units: Vec<(usize, usize)> = if file {
+            pieces(at as u64, &new, plan.page)
+                .map(|(o, d)| (o as usize - at, d.len()))
+                .collect()
+        } else {
+            (0..new.len() / p).map(|u| (u * p, p)).collect()
+        };
+        for (k, (s, n)) in units.iter().enumerate() {
+            let pick = match plan.scatter {
+                Survivors::All => true,
+                Survivors::None => false,
+                Survivors::Mask(m) => m & (1 << k.min(63)) != 0,
+                Survivors::Random => rng.next() & 1 == 1,
+                Survivors::Range(a, b) => (a..b).contains(&k),
+            };
+            if pick {
+                done[*s..*s + *n].fill(true);
             }
+        }
+        let mut first_undone = true;
+        let mut s = 0;
+        while s < new.len() {
+            let n = unit.min(new.len() - s);
+            let (d, want) = (&mut dst[s..s + n], &new[s..s + n]);
+            let mut i = 0;
+            while i < n {
+                if done[s + i] {
+                    d[i] = want[i];
+                    i += 1;
+                    continue;
+                }
+                // A run of bytes of this unit that did not complete.
+                let mut j = i;
+                while j < n && !done[s + j] {
+                    j += 1;
+                }
+                let rest = &mut d[i..j];
+                match plan.fill {
+                    TornFill::Old => {}
+                    TornFill::Zeros => rest.fill(0),
+                    TornFill::Garbage => rng.fill(rest),
+                    TornFill::GarbageOne if first_undone => rng.fill(rest),
+                    TornFill::GarbageOne => {}
+                    TornFill::Mixed => match rng.next() % 4 {
+                        0 => {}
+                        1 => rest.fill(0),
+                        2 => rng.fill(rest),
+                        _ => rest.copy_from_slice(&want[i..j]),
+                    },
+                }
+                i = j;
+            }
+            // GarbageOne: garbage in the first unit (a byte on files) that
+            // did not complete; later ones keep their old bytes.
+            if done[s..s + n].iter().any(|d| !d) {
+                first_undone = false;
+            }
+            s += n;
         }
         img
     }
@@ -662,6 +772,29 @@ impl SimDevice {
         let end = offset.checked_add(len as u64)?;
         (end <= self.data.len() as u64).then_some(offset as usize)
     }
+}
+
+/// `data` written at `offset` cut into pieces at multiples of `page` (one
+/// piece when `page` is 0).
+fn pieces(offset: u64, data: &[u8], page: u32) -> impl Iterator<Item = (u64, &[u8])> {
+    let page = u64::from(page);
+    let mut at = offset;
+    let mut rest = data;
+    core::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = if page == 0 {
+            rest.len()
+        } else {
+            ((page - at % page) as usize).min(rest.len())
+        };
+        let (piece, tail) = rest.split_at(n);
+        let r = (at, piece);
+        at += n as u64;
+        rest = tail;
+        Some(r)
+    })
 }
 
 /// Copies `data` into `img` at `offset` where it fits.
@@ -983,6 +1116,93 @@ mod tests {
         let mut r2 = SimDevice::from_image(r.config(), d.crash_image(6, &CutPlan::KEEP_ALL));
         assert!(r2.program(128, &[0; 4]).is_err());
         assert!(r.violations().is_empty());
+    }
+
+    #[test]
+    fn file_model_keeps_any_subset_of_pages() {
+        let mut d = file();
+        // One write across three 16-byte pages, then one across two.
+        d.program(8, &[1; 32]).unwrap();
+        d.program(60, &[2; 8]).unwrap();
+        assert_eq!(d.unsynced_pieces(2, 16), 5);
+        assert_eq!(d.unsynced_pieces(2, 0), 2);
+        let plan = |m| CutPlan {
+            survivors: Survivors::Mask(m),
+            page: 16,
+            ..CutPlan::KEEP_ALL
+        };
+        // Only the last page of the first write, and the second write's
+        // second page.
+        let img = d.crash_image(2, &plan(0b00100 | 0b10000));
+        assert_eq!(&img[8..40], &[vec![0; 24], vec![1; 8]].concat()[..]);
+        assert_eq!(&img[60..68], &[0, 0, 0, 0, 2, 2, 2, 2]);
+        // The write in flight: any subset of its pages done.
+        let img = d.crash_image(
+            1,
+            &CutPlan {
+                scatter: Survivors::Mask(0b10),
+                page: 16,
+                ..CutPlan::KEEP_ALL
+            },
+        );
+        assert_eq!(&img[60..68], &[0, 0, 0, 0, 2, 2, 2, 2]);
+        assert_eq!(d.scatter_len(1, 16), 2);
+    }
+
+    #[test]
+    fn nor_model_tears_any_subset_of_units() {
+        let mut d = nor();
+        d.program(0, &[7; 16]).unwrap();
+        assert_eq!(d.scatter_len(0, 0), 4);
+        // Units 1 and 3 done, 0 and 2 still erased: not a prefix.
+        let img = d.crash_image(
+            0,
+            &CutPlan {
+                scatter: Survivors::Mask(0b1010),
+                ..CutPlan::KEEP_ALL
+            },
+        );
+        assert_eq!(
+            &img[..16],
+            &[[0xFF; 4], [7; 4], [0xFF; 4], [7; 4]].concat()[..]
+        );
+        // Mixed: every unit not done is old, zero, random or new, from the seed.
+        let a = d.crash_image(
+            0,
+            &CutPlan {
+                fill: TornFill::Mixed,
+                seed: 9,
+                ..CutPlan::KEEP_ALL
+            },
+        );
+        let b = d.crash_image(
+            0,
+            &CutPlan {
+                fill: TornFill::Mixed,
+                seed: 9,
+                ..CutPlan::KEEP_ALL
+            },
+        );
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_failed_sync_drops_the_unsynced_writes_but_reads_still_see_them() {
+        let mut d = file();
+        d.program(0, b"aaaa").unwrap();
+        d.sync().unwrap();
+        d.program(4, b"bbbb").unwrap();
+        d.fail_nth(SimOpKind::Sync, 1);
+        assert_eq!(d.sync(), Err(SimError::Injected(SimOpKind::Sync)));
+        let mut buf = [0u8; 4];
+        d.read(4, &mut buf).unwrap();
+        assert_eq!(&buf, b"bbbb", "still in the page cache");
+        d.program(8, b"cccc").unwrap();
+        d.sync().unwrap();
+        let img = d.crash_image(d.ops() as usize, &CutPlan::KEEP_ALL);
+        assert_eq!(&img[..12], b"aaaa\0\0\0\0cccc", "dropped for good");
+        assert_eq!(d.unsynced_before(3), 1);
+        assert_eq!(d.unsynced_before(4), 0);
     }
 
     #[test]

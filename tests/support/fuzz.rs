@@ -208,13 +208,22 @@ pub fn decode_plan(b: [u8; 3]) -> CutPlan {
             2 => Survivors::Random,
             _ => Survivors::Mask(u64::from(b[1]) * 0x0101_0101_0101_0101),
         },
-        torn_at: usize::from(b[2]) * 2,
+        // Pieces of 64 B, a 512 B sector or whole writes (file-like).
+        page: [0, 64, 512, 0][usize::from(b[0] / 64)],
+        torn_at: usize::from(b[2] & 0x7f) * 2,
+        // Odd: any subset of the units in flight, not only a prefix.
+        scatter: if b[2] & 0x80 != 0 {
+            Survivors::Random
+        } else {
+            Survivors::None
+        },
         fill: [
             TornFill::Old,
             TornFill::Zeros,
             TornFill::Garbage,
             TornFill::GarbageOne,
-        ][usize::from(b[0] / 4) % 4],
+            TornFill::Mixed,
+        ][usize::from(b[0] / 4) % 5],
         seed: u64::from(b[1]),
     }
 }
