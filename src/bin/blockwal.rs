@@ -1,5 +1,6 @@
-//! The `blockwal` command-line tool: a demo, and read-only views of a log
-//! (`inspect`, `dump`, `verify`). Standard library only (no platform
+//! The `blockwal` command-line tool: a demo, read-only views of a log
+//! (`inspect`, `dump`, `verify`), and `salvage`, which cuts a corrupted log
+//! back to its intact prefix. Standard library only (no platform
 //! modules), so it builds wherever `std` and the file device do.
 
 use std::process::ExitCode;
@@ -10,8 +11,12 @@ use clap::{Parser, Subcommand};
 mod demo;
 #[path = "blockwal/out.rs"]
 mod out;
+#[path = "blockwal/preview.rs"]
+mod preview;
 #[path = "blockwal/progress.rs"]
 mod progress;
+#[path = "blockwal/salvage.rs"]
+mod salvage;
 #[path = "blockwal/target.rs"]
 mod target;
 #[path = "blockwal/tools.rs"]
@@ -57,6 +62,13 @@ enum Command {
     /// Check every block header, record, summary and the chain. Exit code 1
     /// on corruption, with the offset of the first problem.
     Verify(tools::VerifyArgs),
+    /// Cut a log that a strict open refuses back to its longest intact
+    /// prefix, for good, and say exactly what was dropped. Writes: asks
+    /// first on a terminal (or takes --yes), refuses without one, refuses a
+    /// log another process holds; a sound log is left as it is. Exit code 0
+    /// when the log is sound or salvaged, 1 when corruption is left in
+    /// place, 2 when refused.
+    Salvage(salvage::SalvageArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +78,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => tools::inspect(a),
         Command::Dump(a) => tools::dump(a),
         Command::Verify(a) => tools::verify(a),
+        Command::Salvage(a) => salvage::run(a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::out::{outln, wal_error, Fail, Out, Res};
+use crate::salvage::recovery_json;
 use crate::target::{not_a_log, Opened, Target};
 
 /// `inspect`'s options.
@@ -235,6 +236,7 @@ fn inspect_json(path: &Path, r: &Report) -> Value {
         "blocks": blocks,
         "problems": r.problems.iter().map(|f| finding_json(r, f)).collect::<Vec<_>>(),
         "notes": r.notes.iter().map(|f| finding_json(r, f)).collect::<Vec<_>>(),
+        "not_live": r.not_live.iter().map(|f| finding_json(r, f)).collect::<Vec<_>>(),
         "open_error": r.open_error,
         "ok": r.is_sound(),
     })
@@ -376,6 +378,9 @@ pub fn verify(a: VerifyArgs) -> Res {
             "meta_keys": r.meta.len(),
             "problems": r.problems.iter().map(|f| finding_json(r, f)).collect::<Vec<_>>(),
             "notes": r.notes.iter().map(|f| finding_json(r, f)).collect::<Vec<_>>(),
+            "not_live": r.not_live.iter().map(|f| finding_json(r, f)).collect::<Vec<_>>(),
+            "open_error": r.open_error,
+            "recovery": r.recovery.as_ref().map(recovery_json),
         }))?;
         return Ok(r.is_sound());
     }
@@ -384,10 +389,48 @@ pub fn verify(a: VerifyArgs) -> Res {
         "checked {} blocks ({used} in use), {records} records",
         r.blocks.len()
     );
+    match &r.recovery {
+        Some(rec) => {
+            outln!(
+                out,
+                "strict open: ok ({} blocks read record by record, {} device reads)",
+                rec.blocks_scanned,
+                rec.device_reads
+            );
+            if rec.torn_bytes > 0 || rec.dropped_header {
+                let at: Vec<String> = rec
+                    .torn_at
+                    .iter()
+                    .map(|(b, o)| format!("block {b} offset {o:#x}"))
+                    .collect();
+                outln!(
+                    out,
+                    "torn: {} bytes of an unsynced write dropped{}{} (a crash's leftovers, not an error)",
+                    rec.torn_bytes,
+                    if at.is_empty() { String::new() } else { format!(" at {}", at.join(", ")) },
+                    if rec.dropped_header { "; an unsynced newest block header dropped" } else { "" }
+                );
+            }
+        }
+        None => outln!(
+            out,
+            "strict open: fails ({}); `blockwal salvage` cuts the log back to its intact prefix",
+            r.open_error.unwrap_or("see below")
+        ),
+    }
     for n in &r.notes {
         outln!(
             out,
             "note: block {} at offset {:#x}: {}",
+            n.block,
+            n.offset,
+            n.what
+        );
+    }
+    for n in &r.not_live {
+        outln!(
+            out,
+            "not live: block {} at offset {:#x}: {} (a block the log no longer uses: not corruption)",
             n.block,
             n.offset,
             n.what
