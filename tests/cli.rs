@@ -931,3 +931,48 @@ fn torn_bytes_are_reported_not_an_error() {
     let v: Value = serde_json::from_str(run(&["verify", &d, "--json"]).stdout.trim()).unwrap();
     assert!(v["recovery"]["torn_bytes"].as_u64().unwrap() > 0, "{v}");
 }
+
+/// README's "Corruption: verify and salvage" transcript is real: each `$`
+/// line, run by the shell in a fresh directory with the tool on `PATH`,
+/// prints exactly the lines below it (`[exit N]` for a failing status).
+#[cfg(target_os = "linux")]
+#[test]
+fn readme_salvage_transcript_is_what_the_tool_prints() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## Corruption: verify and salvage")
+        .nth(1)
+        .expect("README has the section");
+    let block = section
+        .split("```text\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("a text block in the section");
+    let tmp = tempfile::tempdir().unwrap();
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut got = String::new();
+    for line in block.lines().filter_map(|l| l.strip_prefix("$ ")) {
+        let out = Command::new("bash")
+            .args(["-c", &format!("{line} 2>&1")])
+            .env("PATH", &path)
+            .current_dir(tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        got.push_str(&format!(
+            "$ {line}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ));
+        let code = out.status.code().unwrap();
+        if code != 0 {
+            got.push_str(&format!("[exit {code}]\n"));
+        }
+    }
+    assert_eq!(got.trim_end(), block.trim_end());
+}

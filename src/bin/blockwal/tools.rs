@@ -414,7 +414,7 @@ pub fn verify(a: VerifyArgs) -> Res {
         }
         None => outln!(
             out,
-            "strict open: fails ({}); `blockwal salvage` cuts the log back to its intact prefix",
+            "strict open: fails: {}; `blockwal salvage` cuts the log back to its intact prefix",
             r.open_error.unwrap_or("see below")
         ),
     }
@@ -447,7 +447,10 @@ pub fn verify(a: VerifyArgs) -> Res {
             p.block,
             p.what
         );
-        for p in r.problems.iter().skip(1) {
+        // The strict open's failure, when verify found the same spot, was
+        // said on the `strict open` line.
+        let first = p.offset;
+        for p in r.problems.iter().skip(1).filter(|q| q.offset != first) {
             outln!(
                 out,
                 "  also at {:#x} (block {}): {}",
