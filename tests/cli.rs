@@ -676,6 +676,17 @@ fn salvage_cuts_a_corrupted_log_and_a_strict_open_then_succeeds() {
     assert_eq!(v["ok"], false);
     assert!(v["recovery"].is_null(), "{v}");
     assert!(v["open_error"].is_string(), "{v}");
+    // inspect says the open fails rather than calling blocks free; dump
+    // cannot open it.
+    let r = run(&["inspect", &d]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("a strict open fails"), "{}", r.stdout);
+    assert!(!r.stdout.contains("free"), "{}", r.stdout);
+    let v: Value = serde_json::from_str(run(&["inspect", &d, "--json"]).stdout.trim()).unwrap();
+    assert_eq!(v["opened"], false, "{v}");
+    let r = run(&["dump", &d]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("corrupt log"), "{}", r.stderr);
 
     let r = run(&["salvage", &d, "--yes"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -703,6 +714,21 @@ fn salvage_cuts_a_corrupted_log_and_a_strict_open_then_succeeds() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("strict open: ok"), "{}", r.stdout);
     assert!(r.stdout.contains("ok: entries 1..=304"), "{}", r.stdout);
+    let r = run(&["inspect", &d]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("first index 1, last index 304"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["dump", &d, "--from", "303", "--to", "310"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("entries 303..=304 of 1..=304"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("payload 00304"), "{}", r.stdout);
     let wal = open_small(&dir).expect("strict open after salvage");
     assert_eq!((wal.first_index(), wal.last_index()), (Some(1), Some(304)));
     for i in 1..=304 {

@@ -238,6 +238,7 @@ fn inspect_json(path: &Path, r: &Report) -> Value {
         "notes": r.notes.iter().map(|f| finding_json(r, f)).collect::<Vec<_>>(),
         "not_live": r.not_live.iter().map(|f| finding_json(r, f)).collect::<Vec<_>>(),
         "open_error": r.open_error,
+        "opened": r.recovery.is_some(),
         "ok": r.is_sound(),
     })
 }
@@ -257,31 +258,43 @@ fn inspect_text(r: &Report, all_blocks: bool) -> String {
         );
     }
     let block_size = r.geometry.map_or(0, |g| u64::from(g.block_size));
-    let _ = writeln!(
-        s,
-        "log: first index {}, last index {}, next index {}",
-        opt(r.first_index, "-"),
-        opt(r.last_index, "-"),
-        opt(r.next_index, "any")
-    );
-    let _ = writeln!(
-        s,
-        "chain: {} blocks; free: {} blocks ({} KiB)",
-        r.chain.len(),
-        r.free_blocks,
-        u64::from(r.free_blocks) * block_size / 1024
-    );
-    let keys: Vec<String> = r
-        .meta
-        .iter()
-        .map(|(k, v)| format!("{k} ({} B)", v.len()))
-        .collect();
-    let keys = if keys.is_empty() {
-        "-".into()
+    let opened = r.recovery.is_some();
+    if opened {
+        let _ = writeln!(
+            s,
+            "log: first index {}, last index {}, next index {}",
+            opt(r.first_index, "-"),
+            opt(r.last_index, "-"),
+            opt(r.next_index, "any")
+        );
+        let _ = writeln!(
+            s,
+            "chain: {} blocks; free: {} blocks ({} KiB)",
+            r.chain.len(),
+            r.free_blocks,
+            u64::from(r.free_blocks) * block_size / 1024
+        );
     } else {
-        keys.join(", ")
-    };
-    let _ = writeln!(s, "meta keys: {keys}");
+        // No chain, no free list: which blocks are live is unknown.
+        let _ = writeln!(
+            s,
+            "log: a strict open fails: {}; indices, meta keys and live blocks unknown",
+            r.open_error.unwrap_or("corrupt")
+        );
+    }
+    if opened {
+        let keys: Vec<String> = r
+            .meta
+            .iter()
+            .map(|(k, v)| format!("{k} ({} B)", v.len()))
+            .collect();
+        let keys = if keys.is_empty() {
+            "-".into()
+        } else {
+            keys.join(", ")
+        };
+        let _ = writeln!(s, "meta keys: {keys}");
+    }
     let _ = writeln!(
         s,
         "{:>7} {:>5} {:>10} {:>10} {:>5} {:>21} {:>8} {:>8}  state",
@@ -300,7 +313,9 @@ fn inspect_text(r: &Report, all_blocks: bool) -> String {
             BlockKind::Log => "none".into(),
             _ => String::new(),
         };
-        let state = if b.live {
+        let state = if !opened && b.kind != BlockKind::Free {
+            "?"
+        } else if b.live {
             if Some(b.block) == r.chain.last().copied() {
                 "live (head)"
             } else {
