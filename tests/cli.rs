@@ -1002,3 +1002,20 @@ fn readme_salvage_transcript_is_what_the_tool_prints() {
     }
     assert_eq!(got.trim_end(), block.trim_end());
 }
+
+/// Corruption a strict open does not meet (an entry of a sealed block,
+/// found when it is read) is beyond a salvage: it says so, exits 1 and
+/// changes nothing.
+#[test]
+fn salvage_leaves_corruption_the_open_does_not_meet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, 300);
+    flip(&dir, b"payload 00005");
+    let before = snapshot(&dir);
+    let d = format!("--dir={}", dir.display());
+    let r = run(&["salvage", &d, "--yes"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("salvage cannot cut them"), "{}", r.stdout);
+    assert_eq!(snapshot(&dir), before);
+}
