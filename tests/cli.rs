@@ -795,6 +795,92 @@ fn salvage_without_a_terminal_or_yes_refuses_and_changes_nothing() {
     assert!(v["refused"].is_string(), "{v}");
     assert_eq!(v["cut"]["dropped_entries"][0]["first"], 305, "{v}");
     assert_eq!(snapshot(&dir), before);
+    // What it said it would cut is what a salvage then cuts.
+    let r = run(&["salvage", "--dir", d, "--json", "--yes"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let done: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    for k in ["cuts", "dropped_entries", "dropped_meta_keys"] {
+        assert_eq!(done["cut"][k], v["cut"][k], "{k}: {done} vs {v}");
+    }
+    assert_eq!(done["kept"], v["kept"]);
+}
+
+/// A damaged metadata record with synced ones after it: salvage keeps the
+/// values before it and names the keys whose newest value it drops.
+#[test]
+fn salvage_names_the_meta_keys_it_drops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, 20);
+    let mut wal = open_small(&dir).unwrap();
+    for (k, v) in [
+        ("vote", "node-2"),
+        ("vote", "node-3"),
+        ("vote", "node-4"),
+        ("term", "5"),
+    ] {
+        wal.set_meta(k, v.as_bytes()).unwrap();
+        wal.sync().unwrap();
+    }
+    drop(wal);
+    flip_last(&dir, b"node-3");
+    let d = format!("--dir={}", dir.display());
+    assert_eq!(run(&["verify", &d]).code, 1);
+    let before = snapshot(&dir);
+    let r = run(&["salvage", &d, "--json"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(snapshot(&dir), before);
+    let r = run(&["salvage", &d, "--yes"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("the newest value of metadata keys: vote, term"),
+        "{}",
+        r.stdout
+    );
+    let wal = open_small(&dir).expect("strict open after salvage");
+    assert_eq!(wal.get_meta("vote"), Some(&b"node-2"[..]));
+    assert_eq!(wal.last_index(), Some(20));
+}
+
+/// The same with the damage in a metadata block's snapshot (its first
+/// record): the older metadata block's values come back, so every key whose
+/// value changed must be named. Today the library's report names only the
+/// keys of the records after the damage (`keys_after` in src/recovery), so
+/// `vote`, reverted from node-2 to node-1, goes unnamed.
+#[test]
+#[ignore = "library: RecoveryReport::dropped_meta_keys misses keys reverted by a damaged meta snapshot"]
+fn salvage_names_keys_reverted_by_a_damaged_meta_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, 20);
+    let mut wal = open_small(&dir).unwrap();
+    wal.set_meta("vote", b"node-2").unwrap();
+    wal.sync().unwrap();
+    wal.set_meta("term", b"4").unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    flip_last(&dir, b"node-2");
+    let r = run(&["salvage", "--dir", dir.to_str().unwrap(), "--yes", "--json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let wal = open_small(&dir).unwrap();
+    let dropped = v["cut"]["dropped_meta_keys"].as_array().unwrap();
+    if wal.get_meta("vote") != Some(&b"node-2"[..]) {
+        assert!(dropped.contains(&Value::from("vote")), "{v}");
+    }
+    if wal.get_meta("term") != Some(&b"4"[..]) {
+        assert!(dropped.contains(&Value::from("term")), "{v}");
+    }
+}
+
+/// Flips a bit in the last occurrence of `what` in the log file.
+fn flip_last(dir: &Path, what: &[u8]) {
+    let file = dir.join("blockwal.log");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.windows(what.len()).rposition(|w| w == what).unwrap();
+    bytes[at + what.len() - 1] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
 }
 
 /// On a terminal (util-linux `script` gives the tool a pty, fed from a
