@@ -34,7 +34,7 @@ use out::Fail;
     subcommand_required = true,
     arg_required_else_help = true,
     after_help = "Exit codes: 0 ok; 1 corruption found (or the file holds no blockwal log); \
-                  2 usage or I/O error.\n\
+                  2 usage or I/O error, or a refusal (salvage).\n\
                   The benchmarks are the repository's `bench/` crate: \
                   cargo run --release -p blockwal-bench -- --help"
 )]
@@ -60,7 +60,9 @@ enum Command {
     /// Entries in a range (hex and text preview) and the metadata.
     Dump(tools::DumpArgs),
     /// Check every block header, record, summary and the chain. Exit code 1
-    /// on corruption, with the offset of the first problem.
+    /// on corruption, with the offset of the first problem. Bytes torn by a
+    /// crash and damage in blocks the log no longer uses ("not live") are
+    /// listed, and are not errors; so is what the strict open found.
     Verify(tools::VerifyArgs),
     /// Cut a log that a strict open refuses back to its longest intact
     /// prefix, for good, and say exactly what was dropped. Writes: asks
