@@ -15,9 +15,6 @@ pub struct Preview<D> {
     had: u32,
     /// Programs in the order made.
     writes: Vec<(u64, Vec<u8>)>,
-    /// Blocks erased (only on media with an erase value: a file device's
-    /// erase leaves the bytes as they are).
-    erased: Vec<u32>,
 }
 
 impl<D: BlockDevice> Preview<D> {
@@ -28,7 +25,6 @@ impl<D: BlockDevice> Preview<D> {
             geo,
             had: geo.block_count,
             writes: Vec::new(),
-            erased: Vec::new(),
         }
     }
 }
@@ -42,18 +38,15 @@ impl<D: BlockDevice> BlockDevice for Preview<D> {
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), D::Error> {
         let bs = u64::from(self.geo.block_size);
-        let blank = self.geo.erase_value.unwrap_or(0);
         let end = offset + buf.len() as u64;
-        // Block by block: each comes from the device, or is blank.
+        // Block by block: from the device, or zeros (what a grown file reads).
         let mut at = offset;
         while at < end {
             let block = at / bs;
             let stop = end.min((block + 1) * bs);
             let part = &mut buf[(at - offset) as usize..(stop - offset) as usize];
-            let fresh =
-                block >= u64::from(self.had) || self.erased.iter().any(|&e| u64::from(e) == block);
-            if fresh {
-                part.fill(blank);
+            if block >= u64::from(self.had) {
+                part.fill(0);
             } else {
                 self.inner.read(at, part)?;
             }
@@ -74,15 +67,9 @@ impl<D: BlockDevice> BlockDevice for Preview<D> {
         Ok(())
     }
 
-    fn erase(&mut self, block: u32) -> Result<(), D::Error> {
-        if self.geo.erase_value.is_some() {
-            let bs = u64::from(self.geo.block_size);
-            let lo = u64::from(block) * bs;
-            let hi = lo + bs;
-            self.writes
-                .retain(|(w, d)| *w + d.len() as u64 <= lo || *w >= hi);
-            self.erased.push(block);
-        }
+    /// Salvage runs on the file device only, whose erase leaves the bytes
+    /// as they are (program size 1 writes over them).
+    fn erase(&mut self, _block: u32) -> Result<(), D::Error> {
         Ok(())
     }
 
