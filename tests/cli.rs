@@ -2,7 +2,9 @@
 //! range-checked numbers, exit codes (0 ok, 1 corruption, 2 usage or I/O),
 //! JSON output, quiet broken pipes, the progress bar only on a terminal,
 //! `demo`'s refusal to touch what it did not make or what another process
-//! holds, and `inspect`/`dump`/`verify` on a flash image.
+//! holds, `inspect`/`dump`/`verify` on a flash image, and `salvage`: the
+//! cut it reports and makes durable, and its refusals (no terminal and no
+//! `--yes`, a locked log, a flash image), each leaving the log byte for byte.
 #![cfg(feature = "cli")]
 
 use std::collections::BTreeMap;
@@ -85,7 +87,7 @@ fn unhex(s: &str) -> Vec<u8> {
 
 #[test]
 fn help_for_every_command_and_version() {
-    for cmd in ["demo", "inspect", "dump", "verify"] {
+    for cmd in ["demo", "inspect", "dump", "verify", "salvage"] {
         let r = run(&[cmd, "--help"]);
         assert_eq!(r.code, 0, "{cmd} --help: {}", r.stderr);
         assert!(
@@ -99,7 +101,7 @@ fn help_for_every_command_and_version() {
     }
     let r = run(&["--help"]);
     assert_eq!(r.code, 0);
-    for cmd in ["demo", "inspect", "dump", "verify"] {
+    for cmd in ["demo", "inspect", "dump", "verify", "salvage"] {
         assert!(r.stdout.contains(cmd), "{}", r.stdout);
     }
     assert!(r.stdout.contains("Exit codes"), "{}", r.stdout);
@@ -607,4 +609,499 @@ fn inspect_dump_verify_a_flash_image() {
         "{}",
         r.stdout
     );
+}
+
+const SMALL: Options = Options {
+    block_size: 4096,
+    max_bytes: None,
+    cache_bytes: 1 << 20,
+    cache_entries: usize::MAX,
+};
+
+/// Opens the log with 4 KiB blocks. A lock refused just after this process
+/// closed the log is retried: a child another test thread spawns at that
+/// moment shares the open file (and its `flock`) until it execs.
+fn open_small(dir: &Path) -> Result<RaftWal, blockwal::Error<std::io::Error>> {
+    for _ in 0..100 {
+        match RaftWal::open_with(dir, SMALL) {
+            Err(blockwal::Error::Locked) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            r => return r,
+        }
+    }
+    RaftWal::open_with(dir, SMALL)
+}
+
+/// `make_log`'s 1..=300, then 301..=320 each synced, then one byte of entry
+/// 305's payload flipped: entry 306's record says everything before it was
+/// durable, so this is corruption (a strict open refuses), not a torn write.
+fn make_damaged(dir: &Path) {
+    make_log(dir, 300);
+    let mut wal = open_small(dir).unwrap();
+    for i in 301..=320 {
+        wal.append(i, &payload(i)).unwrap();
+        wal.sync().unwrap();
+    }
+    drop(wal);
+    flip(dir, b"payload 00305");
+    assert!(
+        matches!(open_small(dir), Err(blockwal::Error::Corrupt { .. })),
+        "strict open refuses"
+    );
+}
+
+/// Flips a bit in the payload that starts with `what`; the block it is in.
+fn flip(dir: &Path, what: &[u8]) -> u64 {
+    let file = dir.join("blockwal.log");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.windows(what.len()).position(|w| w == what).unwrap();
+    bytes[at + 10] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+    at as u64 / 4096
+}
+
+#[test]
+fn salvage_cuts_a_corrupted_log_and_a_strict_open_then_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_damaged(&dir);
+    let d = format!("--dir={}", dir.display());
+    // verify: corruption, and the strict open's failure.
+    let r = run(&["verify", &d]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("strict open: fails"), "{}", r.stdout);
+    assert!(r.stdout.contains("CORRUPT"), "{}", r.stdout);
+    let v: Value = serde_json::from_str(run(&["verify", &d, "--json"]).stdout.trim()).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(v["recovery"].is_null(), "{v}");
+    assert!(v["open_error"].is_string(), "{v}");
+    // inspect says the open fails rather than calling blocks free; dump
+    // cannot open it.
+    let r = run(&["inspect", &d]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("a strict open fails"), "{}", r.stdout);
+    assert!(!r.stdout.contains("free"), "{}", r.stdout);
+    let v: Value = serde_json::from_str(run(&["inspect", &d, "--json"]).stdout.trim()).unwrap();
+    assert_eq!(v["opened"], false, "{v}");
+    let r = run(&["dump", &d]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("corrupt log"), "{}", r.stderr);
+
+    let r = run(&["salvage", &d, "--yes"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("a strict open fails: block"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("entries 305..=320 (16 entries)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("no metadata key"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("salvaged: the cut is durable; the log holds entries 1..=304"),
+        "{}",
+        r.stdout
+    );
+
+    // Now sound: verify exits 0, and so does a strict open, with every
+    // entry before the cut and the metadata.
+    let r = run(&["verify", &d]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("strict open: ok"), "{}", r.stdout);
+    assert!(r.stdout.contains("ok: entries 1..=304"), "{}", r.stdout);
+    let r = run(&["inspect", &d]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("first index 1, last index 304"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["dump", &d, "--from", "303", "--to", "310"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("entries 303..=304 of 1..=304"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("payload 00304"), "{}", r.stdout);
+    let wal = open_small(&dir).expect("strict open after salvage");
+    assert_eq!((wal.first_index(), wal.last_index()), (Some(1), Some(304)));
+    for i in 1..=304 {
+        assert_eq!(wal.try_get(i).unwrap().unwrap().as_ref(), &payload(i)[..]);
+    }
+    assert_eq!(wal.get_meta("term"), Some(&b"3"[..]));
+    assert_eq!(wal.get_meta("vote"), Some(&b"node-1"[..]));
+    drop(wal);
+
+    // Salvage on the sound log: says so, changes nothing.
+    let before = snapshot(&dir);
+    let r = run(&["salvage", &d, "--yes"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("nothing to salvage"), "{}", r.stdout);
+    let r = run(&["salvage", &d, "--json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(
+        (v["sound"].clone(), v["changed"].clone()),
+        (true.into(), false.into())
+    );
+    assert_eq!(snapshot(&dir), before);
+}
+
+#[test]
+fn salvage_json_reports_the_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_damaged(&dir);
+    let r = run(&["salvage", "--dir", dir.to_str().unwrap(), "--yes", "--json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["sound"], false);
+    assert_eq!(v["changed"], true);
+    let cut = &v["cut"];
+    assert_eq!(cut["mode"], "salvage");
+    assert_eq!(cut["dropped_entries"][0]["first"], 305, "{v}");
+    assert_eq!(cut["dropped_entries"][0]["last"], 320, "{v}");
+    assert_eq!(cut["dropped_meta_keys"].as_array().unwrap().len(), 0);
+    let c = &cut["cuts"][0];
+    assert_eq!(c["block"], v["strict_error"]["block"], "{v}");
+    assert!(c["what"].is_string(), "{v}");
+    assert_eq!(v["kept"]["last_index"], 304);
+    assert_eq!(v["kept"]["meta_keys"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn salvage_without_a_terminal_or_yes_refuses_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_damaged(&dir);
+    let before = snapshot(&dir);
+    let d = dir.to_str().unwrap();
+    let r = run(&["salvage", "--dir", d]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("--yes"), "{}", r.stderr);
+    assert!(r.stderr.contains("Nothing was changed"), "{}", r.stderr);
+    // It still says what a salvage would cut.
+    assert!(r.stdout.contains("entries 305..=320"), "{}", r.stdout);
+    let r = run(&["salvage", "--dir", d, "--json"]);
+    assert_eq!(r.code, 2);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["changed"], false);
+    assert!(v["refused"].is_string(), "{v}");
+    assert_eq!(v["cut"]["dropped_entries"][0]["first"], 305, "{v}");
+    assert_eq!(snapshot(&dir), before);
+    // What it said it would cut is what a salvage then cuts.
+    let r = run(&["salvage", "--dir", d, "--json", "--yes"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let done: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    for k in ["cuts", "dropped_entries", "dropped_meta_keys"] {
+        assert_eq!(done["cut"][k], v["cut"][k], "{k}: {done} vs {v}");
+    }
+    assert_eq!(done["kept"], v["kept"]);
+}
+
+/// A damaged metadata record with synced ones after it: salvage keeps the
+/// values before it and names the keys whose newest value it drops.
+#[test]
+fn salvage_names_the_meta_keys_it_drops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, 20);
+    let mut wal = open_small(&dir).unwrap();
+    for (k, v) in [
+        ("vote", "node-2"),
+        ("vote", "node-3"),
+        ("vote", "node-4"),
+        ("term", "5"),
+    ] {
+        wal.set_meta(k, v.as_bytes()).unwrap();
+        wal.sync().unwrap();
+    }
+    drop(wal);
+    flip_last(&dir, b"node-3");
+    let d = format!("--dir={}", dir.display());
+    assert_eq!(run(&["verify", &d]).code, 1);
+    let before = snapshot(&dir);
+    let r = run(&["salvage", &d, "--json"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(snapshot(&dir), before);
+    let r = run(&["salvage", &d, "--yes"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("the newest value of metadata keys: vote, term"),
+        "{}",
+        r.stdout
+    );
+    let wal = open_small(&dir).expect("strict open after salvage");
+    assert_eq!(wal.get_meta("vote"), Some(&b"node-2"[..]));
+    assert_eq!(wal.last_index(), Some(20));
+}
+
+/// The same with the damage in a metadata block's snapshot (its first
+/// record): the older metadata block's values come back, so every key whose
+/// value changed must be named. Today the library's report names only the
+/// keys of the records after the damage (`keys_after` in src/recovery), so
+/// `vote`, reverted from node-2 to node-1, goes unnamed.
+#[test]
+#[ignore = "library: RecoveryReport::dropped_meta_keys misses keys reverted by a damaged meta snapshot"]
+fn salvage_names_keys_reverted_by_a_damaged_meta_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, 20);
+    let mut wal = open_small(&dir).unwrap();
+    wal.set_meta("vote", b"node-2").unwrap();
+    wal.sync().unwrap();
+    wal.set_meta("term", b"4").unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    flip_last(&dir, b"node-2");
+    let r = run(&["salvage", "--dir", dir.to_str().unwrap(), "--yes", "--json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let wal = open_small(&dir).unwrap();
+    let dropped = v["cut"]["dropped_meta_keys"].as_array().unwrap();
+    if wal.get_meta("vote") != Some(&b"node-2"[..]) {
+        assert!(dropped.contains(&Value::from("vote")), "{v}");
+    }
+    if wal.get_meta("term") != Some(&b"4"[..]) {
+        assert!(dropped.contains(&Value::from("term")), "{v}");
+    }
+}
+
+/// Flips a bit in the last occurrence of `what` in the log file.
+fn flip_last(dir: &Path, what: &[u8]) {
+    let file = dir.join("blockwal.log");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.windows(what.len()).rposition(|w| w == what).unwrap();
+    bytes[at + what.len() - 1] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+}
+
+/// On a terminal (util-linux `script` gives the tool a pty, fed from a
+/// pipe): anything but y/yes declines; y cuts.
+#[test]
+fn salvage_asks_on_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_damaged(&dir);
+    let before = snapshot(&dir);
+    let ask = |answer: &str| {
+        let cmd = format!("{BIN} salvage --dir {}", dir.display());
+        let mut child = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("`script` (util-linux) runs the tool on a terminal");
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(answer.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        drop(stdin);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = ask("n\n");
+    assert!(text.contains("[y/N]"), "{text}");
+    assert!(text.contains("not salvaged"), "{text}");
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(snapshot(&dir), before);
+    let (code, text) = ask("y\n");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("salvaged: the cut is durable"), "{text}");
+    assert!(open_small(&dir).is_ok());
+}
+
+#[test]
+fn salvage_refuses_a_locked_log_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let d = dir.to_str().unwrap();
+    // A sound log held open by this process.
+    make_log(&dir, 100);
+    let held = open_small(&dir).unwrap();
+    let before = snapshot(&dir);
+    let r = run(&["salvage", "--dir", d, "--yes"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("lock"), "{}", r.stderr);
+    assert!(r.stderr.contains("Nothing was changed"), "{}", r.stderr);
+    assert_eq!(snapshot(&dir), before);
+    drop(held);
+    // A corrupted log cannot be opened as a `RaftWal`; its file device
+    // holds the same lock.
+    let dir = tmp.path().join("bad");
+    make_damaged(&dir);
+    let held = blockwal::FileDevice::open(&dir, 4096, 0, u32::MAX).unwrap();
+    let before = snapshot(&dir);
+    let d = dir.to_str().unwrap();
+    let r = run(&["salvage", "--dir", d, "--yes"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("lock"), "{}", r.stderr);
+    let image = dir.join("blockwal.log");
+    let r = run(&["salvage", "--image", image.to_str().unwrap(), "--yes"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(snapshot(&dir), before);
+    drop(held);
+}
+
+#[test]
+fn salvage_of_an_image_file_and_what_it_will_not_touch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_damaged(&dir);
+    // A copy of the log file, as an image: salvaged in place.
+    let image = tmp.path().join("copy.img");
+    std::fs::copy(dir.join("blockwal.log"), &image).unwrap();
+    let i = image.to_str().unwrap();
+    // A flash image (program size or erase value): not supported, untouched.
+    let before = std::fs::read(&image).unwrap();
+    for extra in [&["--erase-value", "0xff"][..], &["--program-size", "4"][..]] {
+        let r = run(&[&["salvage", "--image", i, "--yes"][..], extra].concat());
+        assert_eq!(r.code, 2, "{extra:?}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("not supported"), "{}", r.stderr);
+    }
+    assert_eq!(std::fs::read(&image).unwrap(), before);
+    let r = run(&["salvage", "--image", i, "--yes"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("entries 305..=320"), "{}", r.stdout);
+    let r = run(&["verify", "--image", i]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("ok: entries 1..=304"), "{}", r.stdout);
+    // Nothing there: an error, and no log is created.
+    let missing = tmp.path().join("nowhere");
+    let r = run(&["salvage", "--dir", missing.to_str().unwrap(), "--yes"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(!missing.exists());
+}
+
+/// Damage in a block the log freed (compacted away) is not live: verify
+/// lists it apart and exits 0; salvage has nothing to cut.
+#[test]
+fn damage_in_a_freed_block_is_not_live() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, 300);
+    let mut wal = open_small(&dir).unwrap();
+    wal.compact(250).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let block = flip(&dir, b"payload 00005");
+    let d = format!("--dir={}", dir.display());
+    let r = run(&["verify", &d]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains(&format!("not live: block {block} at offset")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("ok: entries 251..=300"), "{}", r.stdout);
+    let r = run(&["verify", &d, "--json"]);
+    assert_eq!(r.code, 0);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+    assert_eq!(v["not_live"][0]["block"], block, "{v}");
+    assert_eq!(v["recovery"]["mode"], "strict", "{v}");
+    let before = snapshot(&dir);
+    let r = run(&["salvage", &d, "--yes"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("nothing to salvage"), "{}", r.stdout);
+    assert_eq!(snapshot(&dir), before);
+}
+
+/// A crash's leftovers (bytes of an unsynced write) are dropped by the
+/// strict open and reported as torn, not as corruption.
+#[test]
+fn torn_bytes_are_reported_not_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, 100);
+    // Half a record after the last synced one: what a crash mid-write leaves.
+    let file = dir.join("blockwal.log");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes
+        .windows(13)
+        .position(|w| w == b"payload 00100")
+        .unwrap()
+        + 29;
+    bytes[at..at + 20].copy_from_slice(&[0x5a; 20]);
+    std::fs::write(&file, &bytes).unwrap();
+    let d = format!("--dir={}", dir.display());
+    let r = run(&["verify", &d]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("torn: "), "{}", r.stdout);
+    assert!(r.stdout.contains("not an error"), "{}", r.stdout);
+    let v: Value = serde_json::from_str(run(&["verify", &d, "--json"]).stdout.trim()).unwrap();
+    assert!(v["recovery"]["torn_bytes"].as_u64().unwrap() > 0, "{v}");
+}
+
+/// README's "Corruption: verify and salvage" transcript is real: each `$`
+/// line, run by the shell in a fresh directory with the tool on `PATH`,
+/// prints exactly the lines below it (`[exit N]` for a failing status).
+#[cfg(target_os = "linux")]
+#[test]
+fn readme_salvage_transcript_is_what_the_tool_prints() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## Corruption: verify and salvage")
+        .nth(1)
+        .expect("README has the section");
+    let block = section
+        .split("```text\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("a text block in the section");
+    let tmp = tempfile::tempdir().unwrap();
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut got = String::new();
+    for line in block.lines().filter_map(|l| l.strip_prefix("$ ")) {
+        let out = Command::new("bash")
+            .args(["-c", &format!("{line} 2>&1")])
+            .env("PATH", &path)
+            .current_dir(tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        got.push_str(&format!(
+            "$ {line}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ));
+        let code = out.status.code().unwrap();
+        if code != 0 {
+            got.push_str(&format!("[exit {code}]\n"));
+        }
+    }
+    assert_eq!(got.trim_end(), block.trim_end());
+}
+
+/// Corruption a strict open does not meet (an entry of a sealed block,
+/// found when it is read) is beyond a salvage: it says so, exits 1 and
+/// changes nothing.
+#[test]
+fn salvage_leaves_corruption_the_open_does_not_meet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, 300);
+    flip(&dir, b"payload 00005");
+    let before = snapshot(&dir);
+    let d = format!("--dir={}", dir.display());
+    let r = run(&["salvage", &d, "--yes"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("salvage cannot cut them"), "{}", r.stdout);
+    assert_eq!(snapshot(&dir), before);
 }

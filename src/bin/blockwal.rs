@@ -1,5 +1,6 @@
-//! The `blockwal` command-line tool: a demo, and read-only views of a log
-//! (`inspect`, `dump`, `verify`). Standard library only (no platform
+//! The `blockwal` command-line tool: a demo, read-only views of a log
+//! (`inspect`, `dump`, `verify`), and `salvage`, which cuts a corrupted log
+//! back to its intact prefix. Standard library only (no platform
 //! modules), so it builds wherever `std` and the file device do.
 
 use std::process::ExitCode;
@@ -10,8 +11,12 @@ use clap::{Parser, Subcommand};
 mod demo;
 #[path = "blockwal/out.rs"]
 mod out;
+#[path = "blockwal/preview.rs"]
+mod preview;
 #[path = "blockwal/progress.rs"]
 mod progress;
+#[path = "blockwal/salvage.rs"]
+mod salvage;
 #[path = "blockwal/target.rs"]
 mod target;
 #[path = "blockwal/tools.rs"]
@@ -29,7 +34,7 @@ use out::Fail;
     subcommand_required = true,
     arg_required_else_help = true,
     after_help = "Exit codes: 0 ok; 1 corruption found (or the file holds no blockwal log); \
-                  2 usage or I/O error.\n\
+                  2 usage or I/O error, or a refusal (salvage).\n\
                   The benchmarks are the repository's `bench/` crate: \
                   cargo run --release -p blockwal-bench -- --help"
 )]
@@ -55,8 +60,17 @@ enum Command {
     /// Entries in a range (hex and text preview) and the metadata.
     Dump(tools::DumpArgs),
     /// Check every block header, record, summary and the chain. Exit code 1
-    /// on corruption, with the offset of the first problem.
+    /// on corruption, with the offset of the first problem. Bytes torn by a
+    /// crash and damage in blocks the log no longer uses ("not live") are
+    /// listed, and are not errors; so is what the strict open found.
     Verify(tools::VerifyArgs),
+    /// Cut a log that a strict open refuses back to its longest intact
+    /// prefix, for good, and say exactly what was dropped. Writes: asks
+    /// first on a terminal (or takes --yes), refuses without one, refuses a
+    /// log another process holds; a sound log is left as it is. Exit code 0
+    /// when the log is sound or salvaged, 1 when corruption is left in
+    /// place, 2 when refused.
+    Salvage(salvage::SalvageArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +80,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => tools::inspect(a),
         Command::Dump(a) => tools::dump(a),
         Command::Verify(a) => tools::verify(a),
+        Command::Salvage(a) => salvage::run(a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

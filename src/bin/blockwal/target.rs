@@ -1,4 +1,4 @@
-//! Which log a read-only command looks at (a log directory or a raw image,
+//! Which log a command looks at (a log directory or a raw image,
 //! with its geometry), and opening it. Numbers are range-checked at parse
 //! time: a value that does not fit is a usage error, never wrapped.
 
@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use blockwal::devices::file::LOG_FILE;
 use blockwal::devices::image::ImageDevice;
+use blockwal::FileDevice;
 use clap::Args;
 
-use crate::out::{Fail, Res};
+use crate::out::{wal_error, Fail, Res};
 
 /// The log: `--dir` or `--image`, exactly one.
 #[derive(Args, Debug)]
@@ -19,7 +20,8 @@ pub struct LogPath {
     /// A log directory (the one given to `RaftWal::open`).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// A raw image, e.g. a flash dump copied off a board (opened read-only).
+    /// A raw image, e.g. a flash dump copied off a board (opened read-only;
+    /// `salvage` writes it in place, and only a file-like image).
     #[arg(long, value_name = "FILE")]
     image: Option<PathBuf>,
 }
@@ -71,6 +73,19 @@ fn parse_erase(s: &str) -> Result<EraseValue, String> {
         .map_err(|_| format!("{v} is out of range: a byte (0..=255, e.g. 0xff) or `none`"))
 }
 
+/// What a file opened for writing holds.
+pub enum Writable {
+    /// The log, locked.
+    Log(FileDevice),
+    /// Blank (a log never written to).
+    Blank,
+    /// Not a blockwal log.
+    NotALog {
+        /// The first byte that is not blank.
+        offset: u64,
+    },
+}
+
 /// What the file holds.
 pub enum Opened {
     /// A device to read the log from.
@@ -116,6 +131,42 @@ impl Target {
                     io_err(e)
                 }
             })
+    }
+
+    /// Opens the log for writing (what `salvage` needs), taking its lock:
+    /// through the file device, so only a log file or an image with its
+    /// geometry (program size 1, no erase value). Never creates a file.
+    pub fn open_writable(&self) -> Res<Writable> {
+        let path = self.path();
+        let io_err = |e: io::Error| Fail::Error(format!("{}: {e}", path.display()));
+        if self.program_size != 1 || self.erase_value.0.is_some() {
+            return Err(Fail::Error(format!(
+                "{}: not supported: salvage writes through the file device (program size 1, \
+                 no erase value); a flash image cannot be salvaged here. Verify it here, and \
+                 salvage it on the board (`Wal::open_mode` with `RecoveryMode::Salvage`). \
+                 Nothing was changed.",
+                path.display()
+            )));
+        }
+        // Never create a log: the file must be there.
+        std::fs::metadata(&path).map_err(io_err)?;
+        let bs = match self.block_size {
+            Some(b) => b,
+            None => match ImageDevice::detect_block_size(&path).map_err(io_err)? {
+                Some(b) => b,
+                None => {
+                    return Ok(match self.blank_or_not()? {
+                        Opened::NotALog { offset } => Writable::NotALog { offset },
+                        _ => Writable::Blank,
+                    })
+                }
+            },
+        };
+        // No initial blocks (the file is not grown to open it); growth is
+        // the log's own, as when the application opens it.
+        FileDevice::open_file(&path, bs, 0, u32::MAX)
+            .map(Writable::Log)
+            .map_err(|e| wal_error("opening", &path, e))
     }
 
     /// For a file without any valid block header: blank (a log never
