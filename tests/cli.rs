@@ -845,11 +845,10 @@ fn salvage_names_the_meta_keys_it_drops() {
 
 /// The same with the damage in a metadata block's snapshot (its first
 /// record): the older metadata block's values come back, so every key whose
-/// value changed must be named. Today the library's report names only the
-/// keys of the records after the damage (`keys_after` in src/recovery), so
-/// `vote`, reverted from node-2 to node-1, goes unnamed.
+/// value changed must be named (the report once named only the keys of the
+/// records after the damage, so `vote`, reverted from node-2 to node-1, went
+/// unnamed).
 #[test]
-#[ignore = "library: RecoveryReport::dropped_meta_keys misses keys reverted by a damaged meta snapshot"]
 fn salvage_names_keys_reverted_by_a_damaged_meta_snapshot() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");

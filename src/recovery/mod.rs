@@ -199,7 +199,9 @@ fn load_meta<D: BlockDevice>(
             cut = true;
         }
         if s.records == 0 {
-            // No valid snapshot: a block torn before its snapshot's sync.
+            // No valid snapshot: a block torn before its snapshot's sync
+            // (or, cut above, a damaged one: an older block's map rules).
+            rep.meta_snapshot_lost |= matches!(s.stop, Stop::Corrupt { .. });
             continue;
         }
         if let Stop::Torn { bytes } = s.stop {
@@ -226,6 +228,14 @@ fn load_meta<D: BlockDevice>(
     let Some((map, block, seq, s)) = found else {
         return Ok((MetaMap::new(), None, cut));
     };
+    if rep.meta_snapshot_lost {
+        // Every key of the older map may now hold an older value.
+        for k in map.keys() {
+            if !rep.dropped_meta_keys.iter().any(|d| d == k) {
+                rep.dropped_meta_keys.push(String::from(k));
+            }
+        }
+    }
     let limit = g.block_offset(block) + u64::from(g.block_size);
     let appendable = match (g.erase_value, s.stop) {
         (Some(v), Stop::Blank) => {

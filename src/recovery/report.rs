@@ -51,6 +51,11 @@ pub struct RecoveryReport {
     pub dropped_entries: Vec<(u64, u64)>,
     /// Salvage: metadata keys whose newest value was dropped.
     pub dropped_meta_keys: Vec<String>,
+    /// Salvage: the newest metadata block's SNAPSHOT itself was damaged, so
+    /// the map was taken from an older metadata block. Its keys are listed
+    /// in `dropped_meta_keys` (each may hold an older value now), but a key
+    /// that only the damaged snapshot held cannot be named: it is gone.
+    pub meta_snapshot_lost: bool,
 }
 
 impl RecoveryReport {
