@@ -4,8 +4,10 @@
 # the conformance suite on FileDevice (and on flash), the file-device tests
 # (the lock across two handles, the capacity limit, reopen, errors naming
 # the file), the crash-simulator smoke set (every test of tests/crash.rs but
-# the long crash_points sweep), and the one-format workload, whose log is
-# then opened byte for byte on Linux. Ends with "windows: N passed, N failed".
+# the long crash_points sweep), the one-format workload, whose log is
+# then opened byte for byte on Linux, and the `blockwal` tool: tests/cli.rs
+# (each test spawns blockwal.exe under wine; those needing a pty are
+# unix-only) and the tool's unit tests. Ends with "windows: N passed, N failed".
 #
 # Rust's std on Windows imports ProcessPrng from bcryptprimitives.dll, which
 # wine 8 lacks: scripts/wine/processprng.c is a stand-in built here with
@@ -42,8 +44,9 @@ log=target/wine/test.log
 # The test binaries run with the package root as their working directory,
 # so the relative path works on the Windows side too.
 set +e
-BLOCKWAL_FORMAT_DIR="$out" timeout 1500 cargo test --release --target "$target" --features flash \
-  --test conformance --test file_device --test crash --test one_format -- --skip crash_points 2>&1 | tee "$log"
+BLOCKWAL_FORMAT_DIR="$out" timeout 1500 cargo test --release --target "$target" --features flash,cli \
+  --test conformance --test file_device --test crash --test one_format --test cli --bin blockwal \
+  -- --skip crash_points 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 

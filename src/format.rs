@@ -200,7 +200,7 @@ impl BlockHeader {
     }
 
     /// The block size a valid header was written with (image detection).
-    #[cfg(all(feature = "std", unix))]
+    #[cfg(feature = "std")]
     pub fn block_size_of(b: &[u8]) -> Option<u32> {
         Self::decode(b).map(|h| h.block_size)
     }

@@ -29,6 +29,8 @@ use out::Fail;
 #[derive(Parser, Debug)]
 #[command(
     name = "blockwal",
+    // Not argv[0]: on Windows that is `blockwal.exe`.
+    bin_name = "blockwal",
     version,
     propagate_version = true,
     subcommand_required = true,
@@ -95,5 +97,37 @@ fn main() -> ExitCode {
             out::error(&msg);
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use blockwal::devices::file::{FileError, FileOp};
+
+    /// A read refused by another process's lock (Windows' mandatory lock,
+    /// ERROR_LOCK_VIOLATION), bare or inside the file device's error, is
+    /// said as such; elsewhere error 33 is something else and left alone.
+    #[test]
+    fn a_lock_violation_is_said_as_a_held_log() {
+        let bare = io::Error::from_raw_os_error(33);
+        let wrapped: io::Error = FileError::new(
+            FileOp::Read(0),
+            "blockwal.log",
+            io::Error::from_raw_os_error(33),
+        )
+        .into();
+        for e in [bare, wrapped] {
+            let text = crate::out::io_text(&e);
+            assert!(text.starts_with(&e.to_string()), "{text}");
+            assert_eq!(
+                text.contains("holds the log's lock"),
+                cfg!(windows),
+                "{text}"
+            );
+        }
+        let other = io::Error::from_raw_os_error(2);
+        assert_eq!(crate::out::io_text(&other), other.to_string());
     }
 }

@@ -75,6 +75,16 @@ fn choose_dir(dir: Option<PathBuf>) -> Res<(PathBuf, bool)> {
             match fs::create_dir(&d) {
                 Ok(()) => return Ok((d, false)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                // WASI has no working directory of its own: only what the
+                // runtime preopens is reachable.
+                Err(e) if cfg!(target_os = "wasi") => {
+                    return Err(Fail::Error(format!(
+                        "creating {}: {e}: on WASI a relative path works only in a directory \
+                         the runtime preopens as `.` (e.g. `wasmtime --dir .`); give --dir \
+                         inside a preopened directory",
+                        d.display()
+                    )))
+                }
                 Err(e) => return Err(io_fail("creating", &d, e)),
             }
         }

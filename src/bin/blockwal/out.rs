@@ -5,6 +5,8 @@ use std::fmt;
 use std::io::{self, Write as _};
 use std::path::Path;
 
+use blockwal::devices::file::FileError;
+
 /// Why a command stopped.
 #[derive(Debug)]
 pub enum Fail {
@@ -69,12 +71,35 @@ pub fn error(msg: &str) {
 pub fn wal_error(doing: &str, path: &Path, e: blockwal::Error<io::Error>) -> Fail {
     let p = path.display();
     match e {
-        blockwal::Error::Device(io) => Fail::Error(format!("{doing} {p}: {io}")),
+        blockwal::Error::Device(io) => Fail::Error(format!("{doing} {p}: {}", io_text(&io))),
         blockwal::Error::Locked => Fail::Error(format!(
             "{doing} {p}: another process holds the log's lock; stop it (or wait for it \
              to close the log) and run again. Nothing was changed."
         )),
         e @ blockwal::Error::Corrupt { .. } => Fail::Corrupt(format!("{doing} {p}: {e}")),
         e => Fail::Error(format!("{doing} {p}: {e}")),
+    }
+}
+
+/// An I/O error in words. On Windows the log's lock is mandatory: while
+/// another process holds the log, even reading it fails, with an OS message
+/// ("locked a portion of the file") that does not say what to do.
+pub fn io_text(e: &io::Error) -> String {
+    // ERROR_LOCK_VIOLATION, on the error itself or inside the file device's.
+    const LOCK_VIOLATION: i32 = 33;
+    let inner = FileError::of(e)
+        .and_then(|f| std::error::Error::source(f))
+        .and_then(|s| s.downcast_ref::<io::Error>());
+    let code = e
+        .raw_os_error()
+        .or_else(|| inner.and_then(io::Error::raw_os_error));
+    if cfg!(windows) && code == Some(LOCK_VIOLATION) {
+        format!(
+            "{e}: another process holds the log's lock, and on Windows that keeps others \
+             from reading it too; stop it (or wait for it to close the log) and run again, \
+             or look at a copy of the file"
+        )
+    } else {
+        e.to_string()
     }
 }

@@ -11,7 +11,7 @@ use blockwal::devices::image::ImageDevice;
 use blockwal::FileDevice;
 use clap::Args;
 
-use crate::out::{wal_error, Fail, Res};
+use crate::out::{io_text, wal_error, Fail, Res};
 
 /// The log: `--dir` or `--image`, exactly one.
 #[derive(Args, Debug)]
@@ -114,7 +114,7 @@ impl Target {
     /// not given.
     pub fn open(&self) -> Res<Opened> {
         let path = self.path();
-        let io_err = |e: io::Error| Fail::Error(format!("{}: {e}", path.display()));
+        let io_err = |e: io::Error| Fail::Error(format!("{}: {}", path.display(), io_text(&e)));
         let bs = match self.block_size {
             Some(b) => b,
             None => match ImageDevice::detect_block_size(&path).map_err(io_err)? {
@@ -138,7 +138,7 @@ impl Target {
     /// geometry (program size 1, no erase value). Never creates a file.
     pub fn open_writable(&self) -> Res<Writable> {
         let path = self.path();
-        let io_err = |e: io::Error| Fail::Error(format!("{}: {e}", path.display()));
+        let io_err = |e: io::Error| Fail::Error(format!("{}: {}", path.display(), io_text(&e)));
         if self.program_size != 1 || self.erase_value.0.is_some() {
             return Err(Fail::Error(format!(
                 "{}: not supported: salvage writes through the file device (program size 1, \
@@ -173,7 +173,7 @@ impl Target {
     /// written to) or not a log at all.
     pub fn blank_or_not(&self) -> Res<Opened> {
         let path = self.path();
-        let io_err = |e: io::Error| Fail::Error(format!("{}: {e}", path.display()));
+        let io_err = |e: io::Error| Fail::Error(format!("{}: {}", path.display(), io_text(&e)));
         let blank = self.erase_value.0.unwrap_or(0);
         let mut f = File::open(&path).map_err(io_err)?;
         let mut buf = vec![0u8; 64 << 10];
