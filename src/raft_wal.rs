@@ -9,7 +9,7 @@ use crate::{Error, Wal, WalOptions};
 
 /// Settings for [`RaftWal::open_with`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Options {
+pub struct RaftWalOptions {
     /// Block (allocation and compaction) size in bytes. Default 1 MiB.
     pub block_size: u32,
     /// Most bytes the log file may take; `None`: the disk is the limit.
@@ -20,10 +20,10 @@ pub struct Options {
     pub cache_entries: usize,
 }
 
-impl Default for Options {
+impl Default for RaftWalOptions {
     fn default() -> Self {
         let w = WalOptions::default();
-        Options {
+        RaftWalOptions {
             block_size: 1 << 20,
             max_bytes: None,
             cache_bytes: w.cache_bytes,
@@ -39,11 +39,14 @@ pub struct RaftWal(Wal<FileDevice>);
 impl RaftWal {
     /// Opens or creates the log in `dir` with default settings.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, Error<io::Error>> {
-        Self::open_with(dir, Options::default())
+        Self::open_with(dir, RaftWalOptions::default())
     }
 
     /// Opens or creates the log in `dir` with `opts`.
-    pub fn open_with(dir: impl AsRef<Path>, opts: Options) -> Result<Self, Error<io::Error>> {
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        opts: RaftWalOptions,
+    ) -> Result<Self, Error<io::Error>> {
         let max_blocks = opts.max_bytes.map_or(u32::MAX, |m| {
             u32::try_from(m / u64::from(opts.block_size)).unwrap_or(u32::MAX)
         });

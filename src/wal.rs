@@ -774,7 +774,10 @@ impl<D: BlockDevice> Wal<D> {
             .is_some_and(|m| self.next_seq - m.seq > u64::from(self.geo.block_count / 2));
         // Only with a free block to spare: it is an optimisation, and must
         // not make a control record fail.
-        if self.geo.erase_value.is_some() && stale_meta && self.free > 0 && self.next_seq < format::SEQ_LIMIT - 2
+        if self.geo.erase_value.is_some()
+            && stale_meta
+            && self.free > 0
+            && self.next_seq < format::SEQ_LIMIT - 2
         {
             self.meta_snapshot()?;
         }

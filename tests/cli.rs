@@ -12,7 +12,7 @@ use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use blockwal::{Options, RaftWal};
+use blockwal::{RaftWal, RaftWalOptions};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_blockwal");
@@ -62,9 +62,9 @@ fn payload(i: u64) -> Vec<u8> {
 
 /// A log of entries 1..=n with 4 KiB blocks and two meta keys.
 fn make_log(dir: &Path, n: u64) {
-    let o = Options {
+    let o = RaftWalOptions {
         block_size: 4096,
-        ..Options::default()
+        ..RaftWalOptions::default()
     };
     let mut wal = RaftWal::open_with(dir, o).unwrap();
     wal.set_meta("term", b"3").unwrap();
@@ -611,7 +611,7 @@ fn inspect_dump_verify_a_flash_image() {
     );
 }
 
-const SMALL: Options = Options {
+const SMALL: RaftWalOptions = RaftWalOptions {
     block_size: 4096,
     max_bytes: None,
     cache_bytes: 1 << 20,

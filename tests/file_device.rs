@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use blockwal::conformance::{payload, run_all};
 use blockwal::{BlockDevice, Entry, Error, FileDevice, FileError, FileOp, ImageDevice};
-use blockwal::{Options, RaftWal};
+use blockwal::{RaftWal, RaftWalOptions};
 
 /// Serialises the tests of this binary: between `fork` and `exec`, a child
 /// spawned by one test holds a copy of every open file of the process, so its
@@ -64,10 +64,10 @@ fn a_second_process_sees_the_lock() {
 fn capacity_limit_fills_then_compaction_frees_space() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options {
+    let opts = RaftWalOptions {
         block_size: 4096,
         max_bytes: Some(64 * 4096),
-        ..Options::default()
+        ..RaftWalOptions::default()
     };
     let mut wal = RaftWal::open_with(dir.path(), opts).unwrap();
     let mut i = 1;

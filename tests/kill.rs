@@ -14,16 +14,16 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use blockwal::{Options, RaftWal};
+use blockwal::{RaftWal, RaftWalOptions};
 
 const CHILD_DIR: &str = "BLOCKWAL_KILL_CHILD_DIR";
 const CHILD_SEED: &str = "BLOCKWAL_KILL_CHILD_SEED";
 
-fn opts() -> Options {
-    Options {
+fn opts() -> RaftWalOptions {
+    RaftWalOptions {
         block_size: 16 << 10,
         cache_bytes: 64 << 10,
-        ..Options::default()
+        ..RaftWalOptions::default()
     }
 }
 

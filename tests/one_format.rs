@@ -16,17 +16,17 @@ mod workload;
 
 use std::path::{Path, PathBuf};
 
-use blockwal::{ImageDevice, Options, RaftWal, Wal};
+use blockwal::{ImageDevice, RaftWal, RaftWalOptions, Wal};
 
 /// A foreign run leaves its log in this directory.
 const WRITE_DIR: &str = "BLOCKWAL_FORMAT_DIR";
 /// Logs written elsewhere, to check here.
 const CHECK: &str = "BLOCKWAL_FORMAT_CHECK";
 
-fn file_opts() -> Options {
-    Options {
+fn file_opts() -> RaftWalOptions {
+    RaftWalOptions {
         block_size: 4096,
-        ..Options::default()
+        ..RaftWalOptions::default()
     }
 }
 

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use blockwal::raft_rs::RaftStorage;
-use blockwal::{CutPlan, Geometry, SimConfig, SimDevice, Survivors, TornFill, Wal, WalOptions};
+use blockwal::{CutPlan, Geometry, SimDevice, SimOptions, Survivors, TornFill, Wal, WalOptions};
 use raft::prelude::*;
 use raft::GetEntriesContext;
 
@@ -234,8 +234,8 @@ struct Setup {
 }
 
 impl Setup {
-    fn config(&self, blocks: u32) -> SimConfig {
-        let mut c = SimConfig::new(Geometry {
+    fn config(&self, blocks: u32) -> SimOptions {
+        let mut c = SimOptions::new(Geometry {
             block_count: blocks,
             ..self.geometry
         });

@@ -733,8 +733,8 @@ fn differential_against_memstorage() {
 /// Device syncs a single node issues for `writes` client writes, each
 /// handled through the `Ready` loop of the module docs.
 fn syncs_for(writes: usize) -> u64 {
-    use blockwal::{Geometry, SimConfig, SimDevice, Wal};
-    let mut cfg = SimConfig::new(Geometry {
+    use blockwal::{Geometry, SimDevice, SimOptions, Wal};
+    let mut cfg = SimOptions::new(Geometry {
         block_size: 4096,
         program_size: 1,
         block_count: 8,

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use blockwal::{
-    BlockDevice, CutPlan, Error, Geometry, SimConfig, SimDevice, SimError, Survivors, TornFill,
+    BlockDevice, CutPlan, Error, Geometry, SimDevice, SimError, SimOptions, Survivors, TornFill,
     Wal, WalOptions,
 };
 
@@ -110,14 +110,14 @@ impl Setup {
 
     /// A fresh recording device.
     pub fn device(&self) -> SimDevice {
-        let mut c = SimConfig::new(self.geometry);
+        let mut c = SimOptions::new(self.geometry);
         c.max_blocks = self.max_blocks;
         SimDevice::new(c)
     }
 
     /// A recording device over an image (for example a crash image).
     pub fn device_from(&self, img: Vec<u8>) -> SimDevice {
-        let mut c = SimConfig::new(self.geometry);
+        let mut c = SimOptions::new(self.geometry);
         c.max_blocks = self.max_blocks;
         c.geometry.block_count = (img.len() / self.geometry.block_size as usize) as u32;
         SimDevice::from_image(c, img)
