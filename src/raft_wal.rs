@@ -8,7 +8,11 @@ use crate::devices::file::FileDevice;
 use crate::{Error, Wal, WalOptions};
 
 /// Settings for [`RaftWal::open_with`].
+///
+/// Build it from [`RaftWalOptions::default`] and the builder methods, e.g.
+/// `RaftWalOptions::default().block_size(64 << 10)`: fields may be added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RaftWalOptions {
     /// Block (allocation and compaction) size in bytes. Default 1 MiB.
     pub block_size: u32,
@@ -32,6 +36,36 @@ impl Default for RaftWalOptions {
     }
 }
 
+impl RaftWalOptions {
+    /// Sets [`RaftWalOptions::block_size`]: block (allocation and compaction) size in bytes.
+    #[must_use]
+    pub const fn block_size(mut self, v: u32) -> Self {
+        self.block_size = v;
+        self
+    }
+
+    /// Sets [`RaftWalOptions::max_bytes`]: most bytes the log file may take (`None`: the disk is the limit).
+    #[must_use]
+    pub const fn max_bytes(mut self, v: Option<u64>) -> Self {
+        self.max_bytes = v;
+        self
+    }
+
+    /// Sets [`RaftWalOptions::cache_bytes`]: most bytes of recent entries kept in memory.
+    #[must_use]
+    pub const fn cache_bytes(mut self, v: usize) -> Self {
+        self.cache_bytes = v;
+        self
+    }
+
+    /// Sets [`RaftWalOptions::cache_entries`]: most recent entries kept in memory.
+    #[must_use]
+    pub const fn cache_entries(mut self, v: usize) -> Self {
+        self.cache_entries = v;
+        self
+    }
+}
+
 /// A Raft log in a directory (one preallocated file, `blockwal.log`). Derefs to
 /// [`Wal`], whose methods carry the `raft-wal` crate's names and shapes.
 pub struct RaftWal(Wal<FileDevice>);
@@ -51,11 +85,9 @@ impl RaftWal {
             u32::try_from(m / u64::from(opts.block_size)).unwrap_or(u32::MAX)
         });
         let dev = FileDevice::open(dir, opts.block_size, 4, max_blocks)?;
-        let wopts = WalOptions {
-            cache_bytes: opts.cache_bytes,
-            cache_entries: opts.cache_entries,
-            ..WalOptions::default()
-        };
+        let wopts = WalOptions::default()
+            .cache_bytes(opts.cache_bytes)
+            .cache_entries(opts.cache_entries);
         Wal::open_with(dev, wopts).map(RaftWal)
     }
 

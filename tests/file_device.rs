@@ -64,11 +64,9 @@ fn a_second_process_sees_the_lock() {
 fn capacity_limit_fills_then_compaction_frees_space() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let opts = RaftWalOptions {
-        block_size: 4096,
-        max_bytes: Some(64 * 4096),
-        ..RaftWalOptions::default()
-    };
+    let opts = RaftWalOptions::default()
+        .block_size(4096)
+        .max_bytes(Some(64 * 4096));
     let mut wal = RaftWal::open_with(dir.path(), opts).unwrap();
     let mut i = 1;
     let err = loop {

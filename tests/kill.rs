@@ -20,11 +20,9 @@ const CHILD_DIR: &str = "BLOCKWAL_KILL_CHILD_DIR";
 const CHILD_SEED: &str = "BLOCKWAL_KILL_CHILD_SEED";
 
 fn opts() -> RaftWalOptions {
-    RaftWalOptions {
-        block_size: 16 << 10,
-        cache_bytes: 64 << 10,
-        ..RaftWalOptions::default()
-    }
+    RaftWalOptions::default()
+        .block_size(16 << 10)
+        .cache_bytes(64 << 10)
 }
 
 /// The bytes of entry `i` (a function of `i` alone, so the parent can check).

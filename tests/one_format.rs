@@ -24,10 +24,7 @@ const WRITE_DIR: &str = "BLOCKWAL_FORMAT_DIR";
 const CHECK: &str = "BLOCKWAL_FORMAT_CHECK";
 
 fn file_opts() -> RaftWalOptions {
-    RaftWalOptions {
-        block_size: 4096,
-        ..RaftWalOptions::default()
-    }
+    RaftWalOptions::default().block_size(4096)
 }
 
 /// Writes the workload through `RaftWal` into `dir` and checks it after a

@@ -235,23 +235,21 @@ struct Setup {
 
 impl Setup {
     fn config(&self, blocks: u32) -> SimOptions {
-        let mut c = SimOptions::new(Geometry {
+        SimOptions::new(Geometry {
             block_count: blocks,
             ..self.geometry
-        });
-        c.max_blocks = self.max_blocks;
-        c
+        })
+        .max_blocks(self.max_blocks)
     }
 }
 
 fn opts() -> WalOptions {
-    WalOptions {
-        cache_bytes: 256,
-        cache_entries: 2,
-        write_buffer: 96,
-        read_window: 128,
-        max_grow_blocks: 2,
-    }
+    WalOptions::default()
+        .cache_bytes(256)
+        .cache_entries(2)
+        .write_buffer(96)
+        .read_window(128)
+        .max_grow_blocks(2)
 }
 
 /// A call with its span of device operations and the models around it.

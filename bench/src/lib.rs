@@ -102,10 +102,7 @@ pub fn rss_kib() -> (u64, u64) {
 
 /// Opens (or creates) a `RaftWal` with block size `bs`.
 fn open_wal(dir: &Path, bs: u32) -> io::Result<RaftWal> {
-    let o = RaftWalOptions {
-        block_size: bs,
-        ..RaftWalOptions::default()
-    };
+    let o = RaftWalOptions::default().block_size(bs);
     RaftWal::open_with(dir, o).map_err(err)
 }
 
@@ -613,11 +610,9 @@ fn open_counting(
         inner: dev,
         c: c.clone(),
     };
-    let opts = WalOptions {
-        cache_bytes: cache,
-        cache_entries: cache,
-        ..WalOptions::default()
-    };
+    let opts = WalOptions::default()
+        .cache_bytes(cache)
+        .cache_entries(cache);
     Ok((Wal::open_with(dev, opts).map_err(err)?, c))
 }
 

@@ -236,7 +236,11 @@ pub struct SimStats {
 }
 
 /// Settings of a new [`SimDevice`].
+///
+/// Build it with [`SimOptions::new`] and the builder methods, e.g.
+/// `SimOptions::new(geometry).max_blocks(64)`: fields may be added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SimOptions {
     /// Shape; `erase_value` chooses the power-loss model.
     pub geometry: Geometry,
@@ -256,6 +260,28 @@ impl SimOptions {
             max_blocks: geometry.block_count,
             record: true,
         }
+    }
+
+    /// Sets [`SimOptions::geometry`]: shape; `erase_value` chooses the power-loss
+    /// model. Leaves `max_blocks` as it was.
+    #[must_use]
+    pub const fn geometry(mut self, v: Geometry) -> Self {
+        self.geometry = v;
+        self
+    }
+
+    /// Sets [`SimOptions::max_blocks`]: growth limit in blocks (`geometry.block_count` or less: fixed size).
+    #[must_use]
+    pub const fn max_blocks(mut self, v: u32) -> Self {
+        self.max_blocks = v;
+        self
+    }
+
+    /// Sets [`SimOptions::record`]: keep a trace of every operation (off saves memory in long runs).
+    #[must_use]
+    pub const fn record(mut self, v: bool) -> Self {
+        self.record = v;
+        self
     }
 }
 
@@ -992,9 +1018,7 @@ mod tests {
             ..CutPlan::KEEP_ALL
         });
         assert_eq!(&r.image()[..4], b"abc\0");
-        let mut quiet = SimOptions::new(d.config().geometry);
-        quiet.record = false;
-        let mut q = SimDevice::new(quiet);
+        let mut q = SimDevice::new(SimOptions::new(d.config().geometry).record(false));
         q.program(0, b"xy").unwrap();
         q.cut_power_at(1);
         assert_eq!(q.program(2, b"zz"), Err(SimError::PowerCut));
@@ -1207,14 +1231,15 @@ mod tests {
 
     #[test]
     fn injected_faults_counters_and_growth() {
-        let mut cfg = SimOptions::new(Geometry {
-            block_size: 128,
-            program_size: 1,
-            block_count: 2,
-            erase_value: None,
-        });
-        cfg.max_blocks = 3;
-        let mut d = SimDevice::new(cfg);
+        let mut d = SimDevice::new(
+            SimOptions::new(Geometry {
+                block_size: 128,
+                program_size: 1,
+                block_count: 2,
+                erase_value: None,
+            })
+            .max_blocks(3),
+        );
         d.fail_nth(SimOpKind::Sync, 1);
         d.fail_nth(SimOpKind::Read, 0);
         d.fail_nth(SimOpKind::Program, 1);
