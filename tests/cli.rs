@@ -622,7 +622,7 @@ fn small() -> RaftWalOptions {
 fn open_small(dir: &Path) -> Result<RaftWal, blockwal::Error<std::io::Error>> {
     for _ in 0..100 {
         match RaftWal::open_with(dir, small()) {
-            Err(blockwal::Error::Locked) => {
+            Err(blockwal::Error::Locked { .. }) => {
                 std::thread::sleep(std::time::Duration::from_millis(20))
             }
             r => return r,
