@@ -13,7 +13,7 @@
 //! cargo run --example sim_crash_test --features sim
 //! ```
 
-use blockwal::devices::sim::{CutPlan, SimConfig, SimDevice, TornFill};
+use blockwal::devices::sim::{CutPlan, SimDevice, SimOptions, TornFill};
 use blockwal::{BlockDevice, Error, Geometry, Wal};
 
 const CHECKPOINT: &str = "counter/checkpoint";
@@ -68,7 +68,7 @@ impl<D: BlockDevice> Counter<D> {
 }
 
 fn main() {
-    let config = SimConfig::new(Geometry {
+    let config = SimOptions::new(Geometry {
         block_size: 512,
         program_size: 1,
         block_count: 16,

@@ -1,5 +1,6 @@
 //! The one error type of the crate, generic over the device's error.
 
+use alloc::string::String;
 use core::fmt;
 
 use crate::meta::MAX_KEY_LEN;
@@ -50,8 +51,13 @@ pub enum Error<E> {
     /// Every sequence number was used: the device cannot open another
     /// block. Nothing was written; copy the log to a fresh device.
     SeqExhausted,
-    /// Another owner (process, tab, worker) holds the log.
-    Locked,
+    /// Another owner (process, tab, worker) holds the log: close it there,
+    /// or wait for that owner to exit.
+    Locked {
+        /// What is locked: the log file's path, or the OPFS directory and
+        /// file names.
+        what: String,
+    },
     /// The device's geometry cannot hold a log, or does not match the log on it.
     Geometry(&'static str),
     /// A device failure left durability unknown; reopen the log to continue.
@@ -98,7 +104,7 @@ impl<E> Error<E> {
             Error::EntryTooLarge { len, max } => Error::EntryTooLarge { len, max },
             Error::MetaTooLarge { len, max, limit } => Error::MetaTooLarge { len, max, limit },
             Error::SeqExhausted => Error::SeqExhausted,
-            Error::Locked => Error::Locked,
+            Error::Locked { what } => Error::Locked { what },
             Error::Geometry(w) => Error::Geometry(w),
             Error::Poisoned => Error::Poisoned,
         }
@@ -133,9 +139,10 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
                 f,
                 "every block sequence number is used: copy the log to a fresh device"
             ),
-            Error::Locked => write!(
+            Error::Locked { what } => write!(
                 f,
-                "log is locked by another owner (process, tab or worker): close it there first"
+                "{what} is locked by another owner (process, tab or worker): close it there, \
+                 or wait for that process to exit"
             ),
             Error::Geometry(w) => write!(f, "unusable geometry: {w}"),
             Error::Poisoned => write!(

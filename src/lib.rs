@@ -38,7 +38,7 @@ pub use devices::mem::{MemDevice, MemError};
 pub use devices::opfs::{OpfsDevice, OpfsError};
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
-pub use devices::sim::{SimConfig, SimDevice};
+pub use devices::sim::{SimDevice, SimOptions};
 // The rest of the simulator lives at `blockwal::devices::sim`; these root
 // paths stay for code written against them but are not advertised.
 #[cfg(feature = "sim")]
@@ -55,4 +55,4 @@ pub use devices::file::{FileDevice, FileError, FileOp};
 #[cfg(feature = "std")]
 pub use devices::image::ImageDevice;
 #[cfg(feature = "std")]
-pub use raft_wal::{Options, RaftWal};
+pub use raft_wal::{RaftWal, RaftWalOptions};

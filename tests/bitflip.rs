@@ -50,13 +50,12 @@ struct Model {
 }
 
 fn opts() -> WalOptions {
-    WalOptions {
-        cache_bytes: 0,
-        cache_entries: 0,
-        write_buffer: 256,
-        read_window: 512,
-        max_grow_blocks: 0,
-    }
+    WalOptions::default()
+        .cache_bytes(0)
+        .cache_entries(0)
+        .write_buffer(256)
+        .read_window(512)
+        .max_grow_blocks(0)
 }
 
 fn data(i: u64, gen: u64, len: usize) -> Vec<u8> {

@@ -12,7 +12,7 @@ use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use blockwal::{Options, RaftWal};
+use blockwal::{RaftWal, RaftWalOptions};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_blockwal");
@@ -62,10 +62,7 @@ fn payload(i: u64) -> Vec<u8> {
 
 /// A log of entries 1..=n with 4 KiB blocks and two meta keys.
 fn make_log(dir: &Path, n: u64) {
-    let o = Options {
-        block_size: 4096,
-        ..Options::default()
-    };
+    let o = RaftWalOptions::default().block_size(4096);
     let mut wal = RaftWal::open_with(dir, o).unwrap();
     wal.set_meta("term", b"3").unwrap();
     wal.set_meta("vote", b"node-1").unwrap();
@@ -623,26 +620,27 @@ fn inspect_dump_verify_a_flash_image() {
     );
 }
 
-const SMALL: Options = Options {
-    block_size: 4096,
-    max_bytes: None,
-    cache_bytes: 1 << 20,
-    cache_entries: usize::MAX,
-};
+fn small() -> RaftWalOptions {
+    RaftWalOptions::default()
+        .block_size(4096)
+        .max_bytes(None)
+        .cache_bytes(1 << 20)
+        .cache_entries(usize::MAX)
+}
 
 /// Opens the log with 4 KiB blocks. A lock refused just after this process
 /// closed the log is retried: a child another test thread spawns at that
 /// moment shares the open file (and its `flock`) until it execs.
 fn open_small(dir: &Path) -> Result<RaftWal, blockwal::Error<std::io::Error>> {
     for _ in 0..100 {
-        match RaftWal::open_with(dir, SMALL) {
-            Err(blockwal::Error::Locked) => {
+        match RaftWal::open_with(dir, small()) {
+            Err(blockwal::Error::Locked { .. }) => {
                 std::thread::sleep(std::time::Duration::from_millis(20))
             }
             r => return r,
         }
     }
-    RaftWal::open_with(dir, SMALL)
+    RaftWal::open_with(dir, small())
 }
 
 /// `make_log`'s 1..=300, then 301..=320 each synced, then one byte of entry

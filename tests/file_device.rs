@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use blockwal::conformance::{payload, run_all};
 use blockwal::{BlockDevice, Entry, Error, FileDevice, FileError, FileOp, ImageDevice};
-use blockwal::{Options, RaftWal};
+use blockwal::{RaftWal, RaftWalOptions};
 
 /// Serialises the tests of this binary: between `fork` and `exec`, a child
 /// spawned by one test holds a copy of every open file of the process, so its
@@ -27,14 +27,34 @@ fn a_second_open_of_the_same_directory_is_locked() {
     let dir = tempfile::tempdir().unwrap();
     let wal = RaftWal::open(dir.path()).unwrap();
     match RaftWal::open(dir.path()) {
-        Err(Error::Locked) => {}
+        Err(Error::Locked { .. }) => {}
         Err(e) => panic!("expected Locked, got {e}"),
         Ok(_) => panic!("opened a locked log twice"),
     }
-    let msg = Error::<std::io::Error>::Locked.to_string();
-    assert!(msg.contains("locked") && msg.contains("close"), "{msg}");
     drop(wal);
     RaftWal::open(dir.path()).expect("lock released when the first owner closes");
+}
+
+#[test]
+fn the_lock_error_names_the_log_file_and_what_to_do() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("blockwal.log").display().to_string();
+    let _wal = RaftWal::open(dir.path()).unwrap();
+    let err = match RaftWal::open(dir.path()) {
+        Err(e) => e,
+        Ok(_) => panic!("opened a locked log twice"),
+    };
+    match &err {
+        Error::Locked { what } => assert_eq!(what, &log),
+        e => panic!("expected Locked, got {e}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.starts_with(&log), "{msg}");
+    assert!(
+        msg.contains("locked by another owner") && msg.contains("close it there"),
+        "{msg}"
+    );
 }
 
 #[cfg(unix)]
@@ -55,7 +75,7 @@ fn a_second_process_sees_the_lock() {
     child.kill().ok();
     child.wait().ok();
     assert!(
-        matches!(r, Err(Error::Locked)),
+        matches!(r, Err(Error::Locked { .. })),
         "another process holds the log"
     );
 }
@@ -64,11 +84,9 @@ fn a_second_process_sees_the_lock() {
 fn capacity_limit_fills_then_compaction_frees_space() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options {
-        block_size: 4096,
-        max_bytes: Some(64 * 4096),
-        ..Options::default()
-    };
+    let opts = RaftWalOptions::default()
+        .block_size(4096)
+        .max_bytes(Some(64 * 4096));
     let mut wal = RaftWal::open_with(dir.path(), opts).unwrap();
     let mut i = 1;
     let err = loop {

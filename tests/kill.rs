@@ -14,17 +14,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use blockwal::{Options, RaftWal};
+use blockwal::{RaftWal, RaftWalOptions};
 
 const CHILD_DIR: &str = "BLOCKWAL_KILL_CHILD_DIR";
 const CHILD_SEED: &str = "BLOCKWAL_KILL_CHILD_SEED";
 
-fn opts() -> Options {
-    Options {
-        block_size: 16 << 10,
-        cache_bytes: 64 << 10,
-        ..Options::default()
-    }
+fn opts() -> RaftWalOptions {
+    RaftWalOptions::default()
+        .block_size(16 << 10)
+        .cache_bytes(64 << 10)
 }
 
 /// The bytes of entry `i` (a function of `i` alone, so the parent can check).

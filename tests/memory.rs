@@ -158,10 +158,7 @@ fn estimated_memory_is_truthful_and_bounded() {
     let default = WalOptions::default();
     // Default options: the tail cache fills to its byte bound.
     let big = run(default, 40_000, 512);
-    let small_cache = WalOptions {
-        cache_bytes: 256 << 10,
-        ..default
-    };
+    let small_cache = default.cache_bytes(256 << 10);
     // A small cache: memory stays put however long the log gets.
     let a = run(small_cache, 20_000, 128);
     let b = run(small_cache, 80_000, 128);

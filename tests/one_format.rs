@@ -16,18 +16,15 @@ mod workload;
 
 use std::path::{Path, PathBuf};
 
-use blockwal::{ImageDevice, Options, RaftWal, Wal};
+use blockwal::{ImageDevice, RaftWal, RaftWalOptions, Wal};
 
 /// A foreign run leaves its log in this directory.
 const WRITE_DIR: &str = "BLOCKWAL_FORMAT_DIR";
 /// Logs written elsewhere, to check here.
 const CHECK: &str = "BLOCKWAL_FORMAT_CHECK";
 
-fn file_opts() -> Options {
-    Options {
-        block_size: 4096,
-        ..Options::default()
-    }
+fn file_opts() -> RaftWalOptions {
+    RaftWalOptions::default().block_size(4096)
 }
 
 /// Writes the workload through `RaftWal` into `dir` and checks it after a

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use blockwal::raft_rs::RaftStorage;
-use blockwal::{CutPlan, Geometry, SimConfig, SimDevice, Survivors, TornFill, Wal, WalOptions};
+use blockwal::{CutPlan, Geometry, SimDevice, SimOptions, Survivors, TornFill, Wal, WalOptions};
 use raft::prelude::*;
 use raft::GetEntriesContext;
 
@@ -234,24 +234,22 @@ struct Setup {
 }
 
 impl Setup {
-    fn config(&self, blocks: u32) -> SimConfig {
-        let mut c = SimConfig::new(Geometry {
+    fn config(&self, blocks: u32) -> SimOptions {
+        SimOptions::new(Geometry {
             block_count: blocks,
             ..self.geometry
-        });
-        c.max_blocks = self.max_blocks;
-        c
+        })
+        .max_blocks(self.max_blocks)
     }
 }
 
 fn opts() -> WalOptions {
-    WalOptions {
-        cache_bytes: 256,
-        cache_entries: 2,
-        write_buffer: 96,
-        read_window: 128,
-        max_grow_blocks: 2,
-    }
+    WalOptions::default()
+        .cache_bytes(256)
+        .cache_entries(2)
+        .write_buffer(96)
+        .read_window(128)
+        .max_grow_blocks(2)
 }
 
 /// A call with its span of device operations and the models around it.

@@ -733,15 +733,15 @@ fn differential_against_memstorage() {
 /// Device syncs a single node issues for `writes` client writes, each
 /// handled through the `Ready` loop of the module docs.
 fn syncs_for(writes: usize) -> u64 {
-    use blockwal::{Geometry, SimConfig, SimDevice, Wal};
-    let mut cfg = SimConfig::new(Geometry {
+    use blockwal::{Geometry, SimDevice, SimOptions, Wal};
+    let cfg = SimOptions::new(Geometry {
         block_size: 4096,
         program_size: 1,
         block_count: 8,
         erase_value: None,
-    });
-    cfg.max_blocks = 64;
-    cfg.record = false;
+    })
+    .max_blocks(64)
+    .record(false);
     let store = RaftStorage::open(Wal::open(SimDevice::new(cfg)).unwrap()).unwrap();
     store.initialize_with_conf_state(voters(&[1])).unwrap();
     let logger = slog::Logger::root(slog::Discard, slog::o!());

@@ -4,7 +4,7 @@
 mod support;
 
 use blockwal::{
-    BlockDevice, CutPlan, Error, Geometry, MetaLimit, SimConfig, SimDevice, SimOp, Survivors, Wal,
+    BlockDevice, CutPlan, Error, Geometry, MetaLimit, SimDevice, SimOp, SimOptions, Survivors, Wal,
 };
 use support::*;
 
@@ -82,7 +82,7 @@ fn regression_file_summary_across_pages_half_written_back() {
 
 /// A fixed-size file-like device (no growth).
 fn fixed(block_size: u32, program_size: u32, blocks: u32, erase: Option<u8>) -> SimDevice {
-    SimDevice::new(SimConfig::new(Geometry {
+    SimDevice::new(SimOptions::new(Geometry {
         block_size,
         program_size,
         block_count: blocks,
@@ -158,13 +158,13 @@ fn regression_full_log_can_always_be_compacted() {
 /// bounded number of blocks.
 #[test]
 fn regression_one_append_cannot_grow_the_device_without_bound() {
-    let mut cfg = SimConfig::new(Geometry {
+    let cfg = SimOptions::new(Geometry {
         block_size: 128,
         program_size: 1,
         block_count: 4,
         erase_value: None,
-    });
-    cfg.max_blocks = 1 << 16;
+    })
+    .max_blocks(1 << 16);
     let dev = SimDevice::new(cfg);
     let mon = dev.monitor();
     assert!(matches!(Wal::open(dev), Err(Error::Geometry(_))));
@@ -173,14 +173,14 @@ fn regression_one_append_cannot_grow_the_device_without_bound() {
     // length up to 3 blocks take a bounded number of blocks.
     for p in [1u32, 4, 16, 32, 64] {
         let bs = 256.max(4 * p);
-        let mut cfg = SimConfig::new(Geometry {
+        let cfg = SimOptions::new(Geometry {
             block_size: bs,
             program_size: p,
             block_count: 4,
             erase_value: None,
-        });
-        cfg.max_blocks = 1 << 16;
-        cfg.record = false;
+        })
+        .max_blocks(1 << 16)
+        .record(false);
         let mut w = Wal::open(SimDevice::new(cfg)).unwrap();
         for (i, len) in (0..3 * bs as usize).step_by(7).enumerate() {
             let before = w.geometry().block_count;

@@ -33,13 +33,12 @@ fn payload(i: u64) -> Vec<u8> {
 /// A log over several sealed blocks, a head with a few records, and a meta
 /// block holding a snapshot and later SET records.
 fn build(g: Geometry) -> MemDevice {
-    let opts = WalOptions {
-        cache_bytes: 4096,
-        cache_entries: 16,
-        write_buffer: 1024,
-        read_window: 1024,
-        max_grow_blocks: 4,
-    };
+    let opts = WalOptions::default()
+        .cache_bytes(4096)
+        .cache_entries(16)
+        .write_buffer(1024)
+        .read_window(1024)
+        .max_grow_blocks(4);
     let mut wal = Wal::open_with(MemDevice::with_geometry(g, g.block_count), opts).unwrap();
     wal.set_meta("term", b"1").unwrap();
     for i in 1..=150u64 {

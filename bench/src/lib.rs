@@ -16,7 +16,7 @@ use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use blockwal::{BlockDevice, FileDevice, Geometry, Options, RaftWal, Wal, WalOptions};
+use blockwal::{BlockDevice, FileDevice, Geometry, RaftWal, RaftWalOptions, Wal, WalOptions};
 
 /// What to run and how long.
 #[derive(Clone, Debug)]
@@ -31,7 +31,7 @@ pub struct Config {
     pub log_mib: u64,
     /// Also run okaywal.
     pub okaywal: bool,
-    /// Block size of blockwal's logs (`Options::block_size`).
+    /// Block size of blockwal's logs (`RaftWalOptions::block_size`).
     pub block_size: u32,
     /// Command to re-run this program as the open-and-report child:
     /// the program and the arguments before the log directory.
@@ -46,7 +46,7 @@ impl Default for Config {
             scale: 2.0,
             log_mib: 1024,
             okaywal: true,
-            block_size: Options::default().block_size,
+            block_size: RaftWalOptions::default().block_size,
             child: None,
         }
     }
@@ -102,10 +102,7 @@ pub fn rss_kib() -> (u64, u64) {
 
 /// Opens (or creates) a `RaftWal` with block size `bs`.
 fn open_wal(dir: &Path, bs: u32) -> io::Result<RaftWal> {
-    let o = Options {
-        block_size: bs,
-        ..Options::default()
-    };
+    let o = RaftWalOptions::default().block_size(bs);
     RaftWal::open_with(dir, o).map_err(err)
 }
 
@@ -613,11 +610,9 @@ fn open_counting(
         inner: dev,
         c: c.clone(),
     };
-    let opts = WalOptions {
-        cache_bytes: cache,
-        cache_entries: cache,
-        ..WalOptions::default()
-    };
+    let opts = WalOptions::default()
+        .cache_bytes(cache)
+        .cache_entries(cache);
     Ok((Wal::open_with(dev, opts).map_err(err)?, c))
 }
 

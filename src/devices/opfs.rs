@@ -46,6 +46,7 @@
 //! [`DomErrorKind`], so callers match on a typed value and read a sentence,
 //! never a raw JavaScript value.
 
+use alloc::format;
 use alloc::string::String;
 use core::fmt;
 
@@ -199,7 +200,11 @@ pub enum OpfsError {
     /// This browser or context lacks something OPFS needs.
     Unsupported(&'static str),
     /// Another tab or worker holds the file (`NoModificationAllowedError`).
-    Locked,
+    Locked {
+        /// The file: `the OPFS file "<dir>/<file>"` when [`OpfsDevice::open`]
+        /// knows the names, `the OPFS file` otherwise.
+        what: String,
+    },
     /// The origin's storage quota is used up (`QuotaExceededError`).
     QuotaExceeded,
     /// The block size cannot hold a log.
@@ -277,7 +282,9 @@ impl OpfsError {
     /// Maps a browser error given by `name` and `message`.
     pub fn from_dom(op: OpfsOp, name: &str, message: String) -> Self {
         match DomErrorKind::from_name(name) {
-            DomErrorKind::NoModificationAllowed => OpfsError::Locked,
+            DomErrorKind::NoModificationAllowed => OpfsError::Locked {
+                what: String::from("the OPFS file"),
+            },
             DomErrorKind::QuotaExceeded => OpfsError::QuotaExceeded,
             kind => OpfsError::Dom {
                 op,
@@ -310,9 +317,9 @@ impl fmt::Display for OpfsError {
                 if found.is_empty() { "this context" } else { found.as_str() }
             ),
             OpfsError::Unsupported(what) => write!(f, "OPFS is not usable here: {what}"),
-            OpfsError::Locked => write!(
+            OpfsError::Locked { what } => write!(
                 f,
-                "the log file is open in another tab or worker (NoModificationAllowedError): \
+                "{what} is open in another tab or worker (NoModificationAllowedError): \
                  close it there, or wait for that tab or worker to end"
             ),
             OpfsError::QuotaExceeded => write!(
@@ -359,7 +366,7 @@ impl core::error::Error for OpfsError {}
 impl From<OpfsError> for crate::Error<OpfsError> {
     fn from(e: OpfsError) -> Self {
         match e {
-            OpfsError::Locked => crate::Error::Locked,
+            OpfsError::Locked { what } => crate::Error::Locked { what },
             OpfsError::QuotaExceeded => crate::Error::Full,
             e => crate::Error::Device(e),
         }
@@ -471,8 +478,15 @@ impl OpfsDevice {
             ));
         }
         let op = OpfsOp::CreateSyncAccessHandle;
-        let handle: FileSystemSyncAccessHandle =
-            cast(op, resolve(op, file.create_sync_access_handle()).await?)?;
+        let handle = resolve(op, file.create_sync_access_handle())
+            .await
+            .map_err(|e| match e {
+                OpfsError::Locked { .. } => OpfsError::Locked {
+                    what: format!("the OPFS file \"{dir_name}/{file_name}\""),
+                },
+                e => e,
+            })?;
+        let handle: FileSystemSyncAccessHandle = cast(op, handle)?;
 
         // From here on the device owns the handle: an early return closes it.
         let mut device = OpfsDevice {

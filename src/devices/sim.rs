@@ -236,8 +236,12 @@ pub struct SimStats {
 }
 
 /// Settings of a new [`SimDevice`].
+///
+/// Build it with [`SimOptions::new`] and the builder methods, e.g.
+/// `SimOptions::new(geometry).max_blocks(64)`: fields may be added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SimConfig {
+#[non_exhaustive]
+pub struct SimOptions {
     /// Shape; `erase_value` chooses the power-loss model.
     pub geometry: Geometry,
     /// Growth limit in blocks (`geometry.block_count` or less: fixed size).
@@ -248,14 +252,36 @@ pub struct SimConfig {
     pub record: bool,
 }
 
-impl SimConfig {
+impl SimOptions {
     /// A fixed-size, recording device of this geometry.
     pub fn new(geometry: Geometry) -> Self {
-        SimConfig {
+        SimOptions {
             geometry,
             max_blocks: geometry.block_count,
             record: true,
         }
+    }
+
+    /// Sets [`SimOptions::geometry`]: shape; `erase_value` chooses the power-loss
+    /// model. Leaves `max_blocks` as it was.
+    #[must_use]
+    pub const fn geometry(mut self, v: Geometry) -> Self {
+        self.geometry = v;
+        self
+    }
+
+    /// Sets [`SimOptions::max_blocks`]: growth limit in blocks (`geometry.block_count` or less: fixed size).
+    #[must_use]
+    pub const fn max_blocks(mut self, v: u32) -> Self {
+        self.max_blocks = v;
+        self
+    }
+
+    /// Sets [`SimOptions::record`]: keep a trace of every operation (off saves memory in long runs).
+    #[must_use]
+    pub const fn record(mut self, v: bool) -> Self {
+        self.record = v;
+        self
     }
 }
 
@@ -320,7 +346,7 @@ impl SimMonitor {
 #[derive(Debug)]
 pub struct SimDevice {
     monitor: SimMonitor,
-    config: SimConfig,
+    config: SimOptions,
     geometry: Geometry,
     /// What reads see now (volatile view).
     data: Vec<u8>,
@@ -374,7 +400,7 @@ impl Clone for SimDevice {
 
 impl SimDevice {
     /// A device erased to its erase value (zeroed when it has none).
-    pub fn new(config: SimConfig) -> Self {
+    pub fn new(config: SimOptions) -> Self {
         let len = config.geometry.capacity() as usize;
         Self::from_image(config, vec![config.geometry.erase_value.unwrap_or(0); len])
     }
@@ -383,7 +409,7 @@ impl SimDevice {
     /// image is cut or padded (erase value or zeros) to the geometry's size.
     /// On NOR flash a unit counts as programmed unless it holds only the
     /// erase value.
-    pub fn from_image(config: SimConfig, mut image: Vec<u8>) -> Self {
+    pub fn from_image(config: SimOptions, mut image: Vec<u8>) -> Self {
         let g = config.geometry;
         image.resize(g.capacity() as usize, g.erase_value.unwrap_or(0));
         let p = g.program_size.max(1) as usize;
@@ -420,7 +446,7 @@ impl SimDevice {
     }
 
     /// The settings the device was made with.
-    pub fn config(&self) -> SimConfig {
+    pub fn config(&self) -> SimOptions {
         self.config
     }
 
@@ -928,7 +954,7 @@ mod tests {
     use super::*;
 
     fn file() -> SimDevice {
-        SimDevice::new(SimConfig::new(Geometry {
+        SimDevice::new(SimOptions::new(Geometry {
             block_size: 128,
             program_size: 1,
             block_count: 4,
@@ -937,7 +963,7 @@ mod tests {
     }
 
     fn nor() -> SimDevice {
-        SimDevice::new(SimConfig::new(Geometry {
+        SimDevice::new(SimOptions::new(Geometry {
             block_size: 128,
             program_size: 4,
             block_count: 4,
@@ -992,9 +1018,7 @@ mod tests {
             ..CutPlan::KEEP_ALL
         });
         assert_eq!(&r.image()[..4], b"abc\0");
-        let mut quiet = SimConfig::new(d.config().geometry);
-        quiet.record = false;
-        let mut q = SimDevice::new(quiet);
+        let mut q = SimDevice::new(SimOptions::new(d.config().geometry).record(false));
         q.program(0, b"xy").unwrap();
         q.cut_power_at(1);
         assert_eq!(q.program(2, b"zz"), Err(SimError::PowerCut));
@@ -1207,14 +1231,15 @@ mod tests {
 
     #[test]
     fn injected_faults_counters_and_growth() {
-        let mut cfg = SimConfig::new(Geometry {
-            block_size: 128,
-            program_size: 1,
-            block_count: 2,
-            erase_value: None,
-        });
-        cfg.max_blocks = 3;
-        let mut d = SimDevice::new(cfg);
+        let mut d = SimDevice::new(
+            SimOptions::new(Geometry {
+                block_size: 128,
+                program_size: 1,
+                block_count: 2,
+                erase_value: None,
+            })
+            .max_blocks(3),
+        );
         d.fail_nth(SimOpKind::Sync, 1);
         d.fail_nth(SimOpKind::Read, 0);
         d.fail_nth(SimOpKind::Program, 1);

@@ -69,11 +69,7 @@ pub trait Bench {
 const BLOCK: u32 = 4096;
 
 fn opts() -> WalOptions {
-    WalOptions {
-        cache_bytes: 512,
-        cache_entries: 4,
-        ..WalOptions::default()
-    }
+    WalOptions::default().cache_bytes(512).cache_entries(4)
 }
 
 /// Logs in memory.

@@ -17,10 +17,7 @@ const GEOMETRIES: [(u32, u32, Option<u8>); 4] = [
 ];
 
 fn opts() -> WalOptions {
-    WalOptions {
-        read_window: 96,
-        ..small_opts(64)
-    }
+    small_opts(64).read_window(96)
 }
 
 thread_local! {

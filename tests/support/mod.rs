@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use blockwal::{
-    BlockDevice, CutPlan, Error, Geometry, SimConfig, SimDevice, SimError, Survivors, TornFill,
+    BlockDevice, CutPlan, Error, Geometry, SimDevice, SimError, SimOptions, Survivors, TornFill,
     Wal, WalOptions,
 };
 
@@ -110,15 +110,12 @@ impl Setup {
 
     /// A fresh recording device.
     pub fn device(&self) -> SimDevice {
-        let mut c = SimConfig::new(self.geometry);
-        c.max_blocks = self.max_blocks;
-        SimDevice::new(c)
+        SimDevice::new(SimOptions::new(self.geometry).max_blocks(self.max_blocks))
     }
 
     /// A recording device over an image (for example a crash image).
     pub fn device_from(&self, img: Vec<u8>) -> SimDevice {
-        let mut c = SimConfig::new(self.geometry);
-        c.max_blocks = self.max_blocks;
+        let mut c = SimOptions::new(self.geometry).max_blocks(self.max_blocks);
         c.geometry.block_count = (img.len() / self.geometry.block_size as usize) as u32;
         SimDevice::from_image(c, img)
     }
@@ -126,13 +123,12 @@ impl Setup {
 
 /// Options with small caches so reads go to the device.
 pub fn small_opts(write_buffer: usize) -> WalOptions {
-    WalOptions {
-        cache_bytes: 256,
-        cache_entries: 4,
-        write_buffer,
-        read_window: 128,
-        max_grow_blocks: 4,
-    }
+    WalOptions::default()
+        .cache_bytes(256)
+        .cache_entries(4)
+        .write_buffer(write_buffer)
+        .read_window(128)
+        .max_grow_blocks(4)
 }
 
 /// The payload of the `gen`-th append (unique per append: a truncated entry

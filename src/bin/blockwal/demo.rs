@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use blockwal::devices::file::LOG_FILE;
-use blockwal::{Options, RaftWal};
+use blockwal::{RaftWal, RaftWalOptions};
 use clap::Args;
 
 use crate::out::{outln, wal_error, Fail, Out, Res};
@@ -137,8 +137,8 @@ pub fn run(a: DemoArgs) -> Res {
 
     // Opening takes the log's lock: from here on nobody else writes it.
     let t = Instant::now();
-    let mut wal =
-        RaftWal::open_with(&dir, Options::default()).map_err(|e| wal_error("opening", &log, e))?;
+    let mut wal = RaftWal::open_with(&dir, RaftWalOptions::default())
+        .map_err(|e| wal_error("opening", &log, e))?;
     let open_time = t.elapsed();
     if !is_demo_dir(&dir) {
         fs::write(dir.join(MARKER), MARKER_TEXT)

@@ -72,7 +72,7 @@ pub fn wal_error(doing: &str, path: &Path, e: blockwal::Error<io::Error>) -> Fai
     let p = path.display();
     match e {
         blockwal::Error::Device(io) => Fail::Error(format!("{doing} {p}: {}", io_text(&io))),
-        blockwal::Error::Locked => Fail::Error(format!(
+        blockwal::Error::Locked { .. } => Fail::Error(format!(
             "{doing} {p}: another process holds the log's lock; stop it (or wait for it \
              to close the log) and run again. Nothing was changed."
         )),

@@ -83,7 +83,11 @@ impl FileDevice {
             .map_err(Error::Device)?;
         match os::try_lock(&file).map_err(at(FileOp::Lock, &path)) {
             Ok(os::Lock::Held | os::Lock::Unsupported) => {}
-            Ok(os::Lock::Busy) => return Err(Error::Locked),
+            Ok(os::Lock::Busy) => {
+                return Err(Error::Locked {
+                    what: path.display().to_string(),
+                })
+            }
             Err(e) => return Err(Error::Device(e)),
         }
         // The file may be new (or made by a process that died before this

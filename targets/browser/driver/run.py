@@ -247,7 +247,9 @@ def lock(args, base, events, workdir):
         held, after = seen.get("while-held", ""), seen.get("after-release", "")
         log(f"second worker while the first holds the log: {held}")
         log(f"third worker after the first closed it: {after}")
-        if not held.startswith("Locked /") or "another tab or worker" not in held:
+        # `{e:?} / {e}`: the typed variant, then the sentence naming the file.
+        named = 'the OPFS file "lock/log" is open in another tab or worker'
+        if not held.startswith("Locked {") or named not in held:
             raise Fail(f"expected a typed Locked error, got {held!r}")
         if after != "opened":
             raise Fail(f"expected the log to open after release, got {after!r}")
@@ -263,7 +265,8 @@ def lock_tab(args, base, events, workdir):
         ev = next_event(events, time.time() + args.step_timeout, "the second tab")
         got = ev.get("result", "")
         log(f"worker in a second tab while the first tab holds the log: {got}")
-        if ev.get("tag") != "other-tab" or not got.startswith("Locked /"):
+        named = 'the OPFS file "lock-tab/log" is open in another tab or worker'
+        if ev.get("tag") != "other-tab" or not got.startswith("Locked {") or named not in got:
             raise Fail(f"expected a typed Locked error, got {ev}")
     finally:
         b.kill()

@@ -75,8 +75,7 @@ async fn wal_reports_full_at_quota_and_recovers() {
         full: full.clone(),
         refused: refused.clone(),
     };
-    let mut opts = wal_options();
-    opts.max_grow_blocks = 4;
+    let opts = wal_options().max_grow_blocks(4);
     let mut wal = Wal::open_with(dev, opts).unwrap();
     let entry = |i: u64| vec![(i % 251) as u8; 1000];
 

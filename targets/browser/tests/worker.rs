@@ -207,10 +207,24 @@ async fn second_open_is_locked() {
     let first = open(&dir).await;
     let second = OpfsDevice::open(&dir, "log", BS).await;
     let err = second.expect_err("second open of the same file must fail");
-    assert_eq!(err, OpfsError::Locked);
+    let named = format!("the OPFS file \"{dir}/log\"");
+    assert_eq!(
+        err,
+        OpfsError::Locked {
+            what: named.clone()
+        }
+    );
     let msg = err.to_string();
     assert!(msg.contains("another tab or worker"), "{msg}");
-    assert_eq!(Error::from(err), Error::<OpfsError>::Locked);
+    assert!(msg.starts_with(&named), "{msg}");
+    let core = Error::from(err);
+    assert_eq!(
+        core,
+        Error::<OpfsError>::Locked {
+            what: named.clone()
+        }
+    );
+    assert!(core.to_string().starts_with(&named), "{core}");
     // A different file in the same directory is not locked.
     let other = OpfsDevice::open(&dir, "other", BS).await.unwrap();
     other.close().unwrap();
@@ -314,7 +328,9 @@ fn dom_error_names_map_to_kinds() {
             "NoModificationAllowedError",
             "x".into()
         ),
-        OpfsError::Locked
+        OpfsError::Locked {
+            what: "the OPFS file".into()
+        }
     );
     assert_eq!(
         OpfsError::from_dom(OpfsOp::Truncate, "QuotaExceededError", "x".into()),
@@ -336,7 +352,9 @@ fn dom_error_names_map_to_kinds() {
             .unwrap();
     assert_eq!(
         OpfsError::from_js(OpfsOp::CreateSyncAccessHandle, &dom.into()),
-        OpfsError::Locked
+        OpfsError::Locked {
+            what: "the OPFS file".into()
+        }
     );
     let te: wasm_bindgen::JsValue = js_sys::TypeError::new("bad name").into();
     assert!(matches!(

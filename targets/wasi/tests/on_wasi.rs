@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use blockwal::conformance::run_all;
-use blockwal::{FileDevice, Options, RaftWal};
+use blockwal::{FileDevice, RaftWal, RaftWalOptions};
 
 /// A fresh directory under the preopened `/data`.
 fn fresh(what: &str) -> PathBuf {
@@ -74,10 +74,7 @@ fn no_lock_on_wasi() {
 fn writes_the_workload_log() {
     let dir = PathBuf::from("/data/one-format");
     let _ = std::fs::remove_dir_all(&dir);
-    let opts = Options {
-        block_size: 4096,
-        ..Options::default()
-    };
+    let opts = RaftWalOptions::default().block_size(4096);
     let mut wal = RaftWal::open_with(&dir, opts).expect("open");
     workload::write(&mut wal).expect("workload");
     drop(wal);

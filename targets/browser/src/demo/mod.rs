@@ -80,7 +80,7 @@ impl DemoNode {
         }
         let dev = match OpfsDevice::open(&dir, &format!("node-{id}"), BLOCK_SIZE).await {
             Ok(d) => d,
-            Err(OpfsError::Locked) => return Err(js_err("Locked: another worker holds the log")),
+            Err(e @ OpfsError::Locked { .. }) => return Err(js_err(format!("Locked: {e}"))),
             Err(e) => return Err(js_err(e)),
         };
         let wal = Wal::open_with(dev, crate::wal_options()).map_err(js_err)?;
