@@ -14,6 +14,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use blockwal::{FlashDevice, Wal};
 use embedded_alloc::LlffHeap;
 
+mod host;
 mod tests;
 #[path = "../../../tests/one_format/workload.rs"]
 pub mod workload;
