@@ -142,6 +142,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let raft = Raft::new(1, config, NoPeers, store, Machine::default()).await?;
     raft.initialize(BTreeMap::from([(1, BasicNode::default())]))
         .await?;
+    // Initializing starts an election; writes go to a leader, so wait for it.
+    raft.wait(Some(std::time::Duration::from_secs(10)))
+        .current_leader(1, "node 1 leads")
+        .await?;
 
     // A client write returns once the entry is durable and applied.
     let reply = raft.client_write("set x = 1".to_string()).await?;
