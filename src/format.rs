@@ -204,6 +204,18 @@ impl BlockHeader {
     pub fn block_size_of(b: &[u8]) -> Option<u32> {
         Self::decode(b).map(|h| h.block_size)
     }
+
+    /// A whole, valid version 1 header (48 bytes, its CRC over bytes 0..44
+    /// at 44): a log this build refuses to read. Magic and version byte alone
+    /// are not enough: a v2 header torn by a crash after its magic can leave
+    /// any byte, 1 included, where the version goes.
+    pub fn is_v1(b: &[u8]) -> bool {
+        const V1_CRC_AT: usize = 44;
+        b.len() >= V1_CRC_AT + 4
+            && b[0..4] == MAGIC
+            && b[4] == 1
+            && CRC.checksum(&b[..V1_CRC_AT]) == u32_at(b, V1_CRC_AT)
+    }
 }
 
 /// A decoded record header; the payload follows it on the device.

@@ -318,3 +318,40 @@ fn seq_near_the_top_is_a_typed_error() {
         }
     }
 }
+
+/// Found by the long crash run (10^7 points): a version 2 header torn right
+/// after its magic, with garbage whose first byte is 1 where the version
+/// goes, was taken for a format version 1 log and the open refused the
+/// whole device. Only a whole, valid version 1 header means a v1 log.
+#[test]
+fn torn_header_is_not_a_version_1_log() {
+    let g = Geometry {
+        block_count: 8,
+        ..FILE
+    };
+    let mut image = vec![0u8; 512 * 8];
+    image[0..4].copy_from_slice(b"BWAL");
+    image[4] = 1;
+    for (k, b) in image[5..48].iter_mut().enumerate() {
+        *b = (k as u8).wrapping_mul(37).wrapping_add(11);
+    }
+    let w = Wal::open(MemDevice::from_image(g, image)).expect("a torn header is a free block");
+    assert_eq!(w.first_index(), None);
+
+    // A whole version 1 header (its CRC at 44, over bytes 0..44) is refused.
+    let mut v1 = [0u8; 48];
+    v1[0..4].copy_from_slice(b"BWAL");
+    v1[4] = 1;
+    v1[5] = 1;
+    v1[8..16].copy_from_slice(&1u64.to_le_bytes());
+    v1[40..44].copy_from_slice(&512u32.to_le_bytes());
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&v1[..44]);
+    v1[44..48].copy_from_slice(&crc.to_le_bytes());
+    let mut image = vec![0u8; 512 * 8];
+    image[..48].copy_from_slice(&v1);
+    match Wal::open(MemDevice::from_image(g, image)) {
+        Err(Error::Geometry(w)) => assert!(w.contains("version 1"), "{w}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a version 1 log opened"),
+    }
+}

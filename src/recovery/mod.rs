@@ -131,7 +131,7 @@ fn read_headers<D: BlockDevice>(
             rules::header_rule(h).map_err(|w| corrupt(b, 0, w))?;
             hs.max_seq = hs.max_seq.max(h.seq);
         } else {
-            old_version |= raw[0..4] == format::MAGIC && raw[4] == 1;
+            old_version |= BlockHeader::is_v1(raw);
             if let Some(d) = BlockHeader::decode_damaged(raw) {
                 if d.block_size == g.block_size && d.seq < format::SEQ_LIMIT {
                     hs.damaged.push((b, d));
