@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(open_image power_cut)
+[ ${#targets[@]} -gt 0 ] || targets=(open_image power_cut salvage)
 
 if ! rustup toolchain list | grep -q '^nightly'; then
   rustup toolchain install nightly --profile minimal >/dev/null 2>&1 || true

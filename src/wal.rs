@@ -222,7 +222,9 @@ impl<D: BlockDevice> Wal<D> {
         }
         let geo = device.geometry();
         let r = recovery::open(&mut device, opts.read_window, mode)?;
-        let (log_cut, meta_cut) = (r.log_cut, r.meta_cut);
+        // Any salvage cut ends in a new head that outranks every block the
+        // walk saw, even one it dropped on the way to the salvaged head.
+        let (log_cut, meta_cut) = (r.log_cut || r.report.salvaged(), r.meta_cut);
         let free = r.used.iter().filter(|u| !**u).count() as u32;
         let cursor = r
             .blocks
@@ -268,8 +270,22 @@ impl<D: BlockDevice> Wal<D> {
             }
             _ => wal.head_open = false,
         }
-        // Salvage: make the cut durable before anything else happens: a new
-        // head linked to the salvaged one at its end, a fresh meta snapshot.
+        // Salvage: make the cut durable before anything else happens: the
+        // damaged headers it ignored scrubbed (a strict open would still
+        // see them), a new head linked to the salvaged one at its end, a
+        // fresh meta snapshot.
+        let damaged: Vec<u32> = wal
+            .report
+            .cuts
+            .iter()
+            .filter(|c| {
+                c.what == recovery::DAMAGED_LOG_HEADER || c.what == recovery::DAMAGED_META_HEADER
+            })
+            .map(|c| c.block)
+            .collect();
+        if !damaged.is_empty() {
+            wal.scrub_headers(&damaged)?;
+        }
         if log_cut {
             if let Some(next) = wal.next {
                 wal.head_open = false;
@@ -280,6 +296,21 @@ impl<D: BlockDevice> Wal<D> {
             wal.meta_snapshot()?;
         }
         Ok(wal)
+    }
+
+    /// Salvage: makes the blocks whose damaged headers it ignored free for
+    /// good (erased, or the header zeroed where erase does nothing), synced.
+    fn scrub_headers(&mut self, blocks: &[u32]) -> Res<(), D> {
+        let zeros = vec![0u8; self.hdr];
+        for &b in blocks {
+            let dev = self.dev.get_mut();
+            let r = match self.geo.erase_value {
+                Some(_) => dev.erase(b),
+                None => dev.program(self.geo.block_offset(b), &zeros),
+            };
+            r.map_err(|e| self.poison(e))?;
+        }
+        self.dev_sync()
     }
 
     /// What opening found and dropped (torn bytes, blocks scanned, and in

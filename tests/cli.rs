@@ -82,8 +82,18 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// Tests in this binary run one at a time: a child another test thread
+/// spawns shares this process's open log files (and their `flock`) until it
+/// execs, so a log one test just closed could still look locked to the
+/// next open or to the tool.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn help_for_every_command_and_version() {
+    let _serial = serial();
     for cmd in ["demo", "inspect", "dump", "verify", "salvage"] {
         let r = run(&[cmd, "--help"]);
         assert_eq!(r.code, 0, "{cmd} --help: {}", r.stderr);
@@ -116,6 +126,7 @@ fn help_for_every_command_and_version() {
 
 #[test]
 fn unknown_commands_and_options_are_named() {
+    let _serial = serial();
     let r = run(&["frobnicate"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("'frobnicate'"), "{}", r.stderr);
@@ -129,6 +140,7 @@ fn unknown_commands_and_options_are_named() {
 
 #[test]
 fn numbers_are_range_checked_not_wrapped() {
+    let _serial = serial();
     let cwd = tempfile::tempdir().unwrap();
     let img = cwd.path().join("img.bin");
     std::fs::write(&img, [0u8; 8192]).unwrap();
@@ -168,6 +180,7 @@ fn numbers_are_range_checked_not_wrapped() {
 
 #[test]
 fn equals_form_and_json_output() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     make_log(&dir, 300);
@@ -242,6 +255,7 @@ fn equals_form_and_json_output() {
 
 #[test]
 fn corruption_is_exit_1_and_garbage_is_not_a_log() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     make_log(&dir, 300);
@@ -319,6 +333,7 @@ fn corruption_is_exit_1_and_garbage_is_not_a_log() {
 
 #[test]
 fn io_errors_are_exit_2_and_said_with_display() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("nowhere");
     let m = missing.to_str().unwrap();
@@ -386,6 +401,7 @@ fn close_early(cwd: &Path, args: &[&str]) {
 
 #[test]
 fn broken_pipes_end_quietly() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     make_log(&dir, 3000);
@@ -398,6 +414,7 @@ fn broken_pipes_end_quietly() {
 
 #[test]
 fn demo_refuses_a_foreign_directory_untouched() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let foreign = tmp.path().join("mine");
     std::fs::create_dir(&foreign).unwrap();
@@ -434,6 +451,7 @@ fn demo_refuses_a_foreign_directory_untouched() {
 
 #[test]
 fn demo_uses_a_fresh_directory_and_reruns_on_its_own() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     // Someone's `blockwal-demo` that is not the demo's: left alone, the
     // demo takes a new directory.
@@ -475,6 +493,7 @@ fn demo_uses_a_fresh_directory_and_reruns_on_its_own() {
 
 #[test]
 fn demo_refuses_a_locked_log_and_changes_nothing() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
     let d = dir.to_str().unwrap();
@@ -498,6 +517,7 @@ fn demo_refuses_a_locked_log_and_changes_nothing() {
 
 #[test]
 fn progress_bar_only_on_a_terminal() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     // stderr is a pipe: nothing but errors there.
     let r = run_in(tmp.path(), &["demo", "--dir", "a", "--entries", "2000"]);
@@ -527,6 +547,7 @@ fn progress_bar_only_on_a_terminal() {
 #[cfg(feature = "flash")]
 #[test]
 fn inspect_dump_verify_a_flash_image() {
+    let _serial = serial();
     use blockwal::devices::ram_flash::RamFlash;
     use blockwal::{FlashDevice, Wal};
 
@@ -673,6 +694,7 @@ fn flip(dir: &Path, what: &[u8]) -> u64 {
 
 #[test]
 fn salvage_cuts_a_corrupted_log_and_a_strict_open_then_succeeds() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     make_damaged(&dir);
@@ -765,6 +787,7 @@ fn salvage_cuts_a_corrupted_log_and_a_strict_open_then_succeeds() {
 
 #[test]
 fn salvage_json_reports_the_cut() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     make_damaged(&dir);
@@ -787,6 +810,7 @@ fn salvage_json_reports_the_cut() {
 
 #[test]
 fn salvage_without_a_terminal_or_yes_refuses_and_changes_nothing() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     make_damaged(&dir);
@@ -819,6 +843,7 @@ fn salvage_without_a_terminal_or_yes_refuses_and_changes_nothing() {
 /// values before it and names the keys whose newest value it drops.
 #[test]
 fn salvage_names_the_meta_keys_it_drops() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     make_log(&dir, 20);
@@ -860,6 +885,7 @@ fn salvage_names_the_meta_keys_it_drops() {
 /// unnamed).
 #[test]
 fn salvage_names_keys_reverted_by_a_damaged_meta_snapshot() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     make_log(&dir, 20);
@@ -897,6 +923,7 @@ fn flip_last(dir: &Path, what: &[u8]) {
 #[cfg(unix)]
 #[test]
 fn salvage_asks_on_a_terminal() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     make_damaged(&dir);
@@ -932,6 +959,7 @@ fn salvage_asks_on_a_terminal() {
 
 #[test]
 fn salvage_refuses_a_locked_log_and_changes_nothing() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     let d = dir.to_str().unwrap();
@@ -970,6 +998,7 @@ fn salvage_refuses_a_locked_log_and_changes_nothing() {
 /// message itself is checked by the tool's unit test.)
 #[test]
 fn read_only_commands_on_a_log_another_process_holds() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     make_log(&dir, 100);
@@ -992,6 +1021,7 @@ fn read_only_commands_on_a_log_another_process_holds() {
 
 #[test]
 fn salvage_of_an_image_file_and_what_it_will_not_touch() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     make_damaged(&dir);
@@ -1024,6 +1054,7 @@ fn salvage_of_an_image_file_and_what_it_will_not_touch() {
 /// lists it apart and exits 0; salvage has nothing to cut.
 #[test]
 fn damage_in_a_freed_block_is_not_live() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     make_log(&dir, 300);
@@ -1060,6 +1091,7 @@ fn damage_in_a_freed_block_is_not_live() {
 /// strict open and reported as torn, not as corruption.
 #[test]
 fn torn_bytes_are_reported_not_an_error() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     make_log(&dir, 100);
@@ -1088,6 +1120,7 @@ fn torn_bytes_are_reported_not_an_error() {
 #[cfg(target_os = "linux")]
 #[test]
 fn readme_salvage_transcript_is_what_the_tool_prints() {
+    let _serial = serial();
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let section = readme
@@ -1132,6 +1165,7 @@ fn readme_salvage_transcript_is_what_the_tool_prints() {
 /// changes nothing.
 #[test]
 fn salvage_leaves_corruption_the_open_does_not_meet() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     make_log(&dir, 300);

@@ -33,6 +33,16 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn twin_salvage(data in vec(any::<u8>(), 2..60)) {
+        let r = fuzz::salvage(&data);
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+}
+
 fn budget() -> Duration {
     let s = std::env::var("FUZZ_TWIN_SECONDS")
         .ok()
@@ -86,4 +96,19 @@ fn long_power_cut() {
         n += 1;
     }
     println!("power_cut: {n} inputs in {:.0?}", t0.elapsed());
+}
+
+/// Stand-in for `cargo fuzz run salvage` without nightly.
+#[test]
+#[ignore]
+fn long_salvage() {
+    let (t0, mut r, mut n) = (Instant::now(), Rng(seed()), 0u64);
+    while t0.elapsed() < budget() {
+        let data = random_input(&mut r, 60);
+        if let Err(e) = fuzz::salvage(&data) {
+            panic!("input {data:?}: {e}");
+        }
+        n += 1;
+    }
+    println!("salvage: {n} inputs in {:.0?}", t0.elapsed());
 }

@@ -24,6 +24,16 @@ pub(crate) use scan::{drop_incomplete, header_area, is_blank, scan_log, Reader, 
 
 use rules::{End, View};
 
+/// What a damaged header of a live block is called; salvage scrubs such
+/// headers so that a strict open of the result no longer sees them.
+pub(crate) const DAMAGED_LOG_HEADER: &str = "log block header damaged";
+/// The same for a metadata block.
+pub(crate) const DAMAGED_META_HEADER: &str = "metadata block header damaged";
+
+/// How far above the highest seq seen a salvaged log continues (below the
+/// 2^32 a `prev` link can span).
+const SALVAGE_SEQ_GAP: u64 = 1 << 31;
+
 /// The current meta block.
 #[derive(Clone, Debug)]
 pub(crate) struct MetaBlock {
@@ -215,12 +225,12 @@ fn load_meta<D: BlockDevice>(
     for &(b, d) in &hs.damaged {
         if d.kind == KIND_META && d.seq > current {
             if !salvage {
-                return Err(corrupt(b, 0, "metadata block header damaged"));
+                return Err(corrupt(b, 0, DAMAGED_META_HEADER));
             }
             rep.cuts.push(Cut {
                 block: b,
                 offset: 0,
-                what: "metadata block header damaged",
+                what: DAMAGED_META_HEADER,
             });
             cut = true;
         }
@@ -519,12 +529,12 @@ fn damaged_log_headers<E>(
     for &(b, d) in &hs.damaged {
         if d.kind == KIND_LOG && d.seq > head_seq {
             if rep.mode == RecoveryMode::Strict {
-                return Err(corrupt(b, 0, "log block header damaged"));
+                return Err(corrupt(b, 0, DAMAGED_LOG_HEADER));
             }
             rep.cuts.push(Cut {
                 block: b,
                 offset: 0,
-                what: "log block header damaged",
+                what: DAMAGED_LOG_HEADER,
             });
             cut = true;
         }
@@ -756,7 +766,15 @@ pub(crate) fn open<D: BlockDevice>(
     if let Some(mb) = &meta_block {
         used[mb.block as usize] = true;
     }
-    let next_seq = hs.max_seq + 1;
+    // After a salvage cut the log continues 2^31 seqs above the highest it
+    // saw: damage may have made newer headers unrecognisable (more than one
+    // bit), and a seq reused in a block that still holds such a block's
+    // records would bring them back (FORMAT.md, "Strict and salvage").
+    let next_seq = if report.salvaged() {
+        (hs.max_seq + 1).saturating_add(SALVAGE_SEQ_GAP)
+    } else {
+        hs.max_seq + 1
+    };
     let Some(w) = walked else {
         report.device_reads = rd.reads;
         return Ok(Recovered {

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use blockwal::{CutPlan, Geometry, MemDevice, Survivors, TornFill, Wal, WalOptions};
+use blockwal::{CutPlan, Geometry, MemDevice, RecoveryMode, Survivors, TornFill, Wal, WalOptions};
 
 use super::{check_crash, record, small_opts, Op, Setup, State};
 
@@ -243,4 +243,41 @@ pub fn power_cut(data: &[u8]) -> Result<(), String> {
     check_crash(&setup, img, &rec.state_at(k as u64))
         .map(|_| ())
         .map_err(|e| format!("{}: {ops:?}: cut at op {k} ({plan:?}): {e}", setup.name))
+}
+
+/// Salvage on a damaged valid log (format version 2): the salvage open
+/// either fails with a typed error or opens a log that a strict open then
+/// accepts as the same log (the cut is durable). Input: geometry byte,
+/// workload seed, then (offset lo, offset hi, mask) triples to flip.
+pub fn salvage(data: &[u8]) -> Result<(), String> {
+    if data.len() < 2 {
+        return Ok(());
+    }
+    let g = Geometry {
+        block_size: 512,
+        program_size: [1, 4, 8][data[0] as usize % 3],
+        block_count: 12,
+        erase_value: [None, Some(0xFF)][(data[0] as usize / 3) % 2],
+    };
+    let mut img = valid_image(g, data[1] % 16);
+    let len = img.len();
+    for e in data[2..].chunks_exact(3) {
+        let at = (usize::from(e[0]) | usize::from(e[1]) << 8) % len;
+        img[at] ^= e[2] | 1;
+    }
+    let opts = WalOptions::small();
+    let Ok(w) = Wal::open_mode(MemDevice::from_image(g, img), opts, RecoveryMode::Salvage) else {
+        return Ok(());
+    };
+    let (first, last) = (w.first_index(), w.last_index());
+    let w = Wal::open_with(w.into_device(), opts)
+        .map_err(|e| format!("strict open after salvage: {e}"))?;
+    if (w.first_index(), w.last_index()) != (first, last) {
+        return Err(format!(
+            "salvage opened {first:?}..={last:?}, the strict reopen {:?}..={:?}",
+            w.first_index(),
+            w.last_index()
+        ));
+    }
+    Ok(())
 }
