@@ -5,6 +5,8 @@
 use blockwal::verify::{verify, BlockKind};
 use blockwal::{Error, Geometry, MemDevice, RecoveryMode, Wal, WalOptions};
 
+mod support;
+
 const G: Geometry = Geometry {
     block_size: 512,
     program_size: 1,
@@ -193,4 +195,33 @@ fn salvage_then_strict_after_random_damage() {
         }
     }
     assert!(salvaged > 10, "{salvaged}");
+}
+
+/// Three inputs the salvage fuzz logic found (each: geometry byte, workload
+/// seed, then byte flips), where a strict open after salvage disagreed:
+/// (1) the head's magic lost two bits, the new head reused its seq on the
+/// same block and its entry came back; (2) a head dropped on the way to the
+/// salvaged one kept outranking it, since nothing new was written; (3) an
+/// empty salvaged log left the damaged header it ignored in place.
+#[test]
+fn regression_salvage_cut_is_what_a_strict_open_sees() {
+    let inputs: [&[u8]; 3] = [
+        &[78, 59, 0, 0, 0, 0, 0, 0, 0, 134, 2],
+        &[
+            64, 146, 91, 72, 143, 179, 26, 4, 182, 210, 214, 246, 104, 197, 238, 11, 126, 142, 49,
+            48, 5, 230, 113, 132, 117, 235, 73, 222, 98, 172, 87, 57, 41, 155, 137, 64, 88, 151,
+            129, 107, 149, 35, 62, 219, 100, 149, 97, 81, 191, 154, 205, 12, 126, 201, 34, 247,
+            226, 22, 94,
+        ],
+        &[
+            23, 121, 39, 8, 116, 47, 87, 211, 224, 255, 191, 238, 131, 101, 43, 24, 1, 86, 255,
+            168, 245, 76, 56, 103, 114, 153, 47, 115, 191, 119, 144, 173, 123, 70, 211, 246, 38,
+            156, 185, 47, 236, 249, 104, 9, 45, 52, 5, 4, 102, 143, 184, 7, 225, 25, 252,
+        ],
+    ];
+    for data in inputs {
+        if let Err(e) = support::fuzz::salvage(data) {
+            panic!("{data:?}: {e}");
+        }
+    }
 }
