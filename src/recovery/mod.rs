@@ -222,19 +222,7 @@ fn load_meta<D: BlockDevice>(
         break;
     }
     let current = found.as_ref().map_or(0, |f| f.2);
-    for &(b, d) in &hs.damaged {
-        if d.kind == KIND_META && d.seq > current {
-            if !salvage {
-                return Err(corrupt(b, 0, DAMAGED_META_HEADER));
-            }
-            rep.cuts.push(Cut {
-                block: b,
-                offset: 0,
-                what: DAMAGED_META_HEADER,
-            });
-            cut = true;
-        }
-    }
+    cut |= damaged_headers(hs, KIND_META, current, rep)?;
     let Some((map, block, seq, s)) = found else {
         return Ok((MetaMap::new(), None, cut));
     };
@@ -473,9 +461,9 @@ fn walk<D: BlockDevice>(
         .collect();
     sort_pairs(&mut logs);
     let Some(&(head_seq, mut head)) = logs.last() else {
-        return damaged_log_headers(hs, 0, rep).map(|_| None);
+        return damaged_headers(hs, KIND_LOG, 0, rep).map(|_| None);
     };
-    let damaged_cut = damaged_log_headers(hs, head_seq, rep)?;
+    let damaged_cut = damaged_headers(hs, KIND_LOG, head_seq, rep)?;
     let mut dropped = false;
     let mut cut_at: Option<u64> = None;
     loop {
@@ -518,23 +506,30 @@ fn walk<D: BlockDevice>(
     }
 }
 
-/// Damaged log headers above the head: the block was live. True if
-/// salvage ignored one (a new head must then outrank it).
-fn damaged_log_headers<E>(
+/// Damaged headers of `kind` above `newest` (the head, or the current meta
+/// block): the block was live. Strict: corruption. Salvage: a cut; true if
+/// one was ignored (what salvage writes must then outrank it).
+fn damaged_headers<E>(
     hs: &Headers,
-    head_seq: u64,
+    kind: u8,
+    newest: u64,
     rep: &mut RecoveryReport,
 ) -> Result<bool, Error<E>> {
+    let what = if kind == KIND_LOG {
+        DAMAGED_LOG_HEADER
+    } else {
+        DAMAGED_META_HEADER
+    };
     let mut cut = false;
     for &(b, d) in &hs.damaged {
-        if d.kind == KIND_LOG && d.seq > head_seq {
+        if d.kind == kind && d.seq > newest {
             if rep.mode == RecoveryMode::Strict {
-                return Err(corrupt(b, 0, DAMAGED_LOG_HEADER));
+                return Err(corrupt(b, 0, what));
             }
             rep.cuts.push(Cut {
                 block: b,
                 offset: 0,
-                what: DAMAGED_LOG_HEADER,
+                what,
             });
             cut = true;
         }
