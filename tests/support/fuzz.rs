@@ -245,13 +245,11 @@ pub fn power_cut(data: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("{}: {ops:?}: cut at op {k} ({plan:?}): {e}", setup.name))
 }
 
-/// Salvage on a damaged valid log (format version 2): the salvage open
-/// either fails with a typed error or opens a log that a strict open then
-/// accepts as the same log (the cut is durable). Input: geometry byte,
+/// A damaged valid log (format version 2) from fuzz input: geometry byte,
 /// workload seed, then (offset lo, offset hi, mask) triples to flip.
-pub fn salvage(data: &[u8]) -> Result<(), String> {
+pub fn damaged_image(data: &[u8]) -> Option<(Geometry, Vec<u8>)> {
     if data.len() < 2 {
-        return Ok(());
+        return None;
     }
     let g = Geometry {
         block_size: 512,
@@ -265,6 +263,21 @@ pub fn salvage(data: &[u8]) -> Result<(), String> {
         let at = (usize::from(e[0]) | usize::from(e[1]) << 8) % len;
         img[at] ^= e[2] | 1;
     }
+    Some((g, img))
+}
+
+/// Salvage on a damaged valid log: the salvage open either fails with a
+/// typed error or opens a log that a strict open then accepts as the same
+/// log (the cut is durable).
+pub fn salvage(data: &[u8]) -> Result<(), String> {
+    match damaged_image(data) {
+        Some((g, img)) => salvage_agrees(g, img),
+        None => Ok(()),
+    }
+}
+
+/// The check of [`salvage`] on one image.
+pub fn salvage_agrees(g: Geometry, img: Vec<u8>) -> Result<(), String> {
     let opts = WalOptions::small();
     let Ok(w) = Wal::open_mode(MemDevice::from_image(g, img), opts, RecoveryMode::Salvage) else {
         return Ok(());
