@@ -22,6 +22,8 @@ pub mod openraft;
 #[cfg(feature = "raft-rs")]
 pub mod raft_rs;
 mod recovery;
+#[cfg(feature = "std")]
+pub mod shared;
 pub mod verify;
 mod wal;
 
