@@ -7,9 +7,13 @@
 //! durable mark passes their ticket. So N writers waiting together cost about
 //! one device sync, not N.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::{BlockDevice, Error, Wal};
+
+/// How many times a leader yields to writers still appending before it syncs.
+const LET_IN: usize = 64;
 
 type Res<T, D> = Result<T, Error<<D as BlockDevice>::Error>>;
 
@@ -57,6 +61,8 @@ pub struct SharedWal<D: BlockDevice> {
     log: Mutex<Log<D>>,
     durable: Mutex<Durable>,
     wake: Condvar,
+    /// Threads inside an append (waiting for the log's lock or holding it).
+    appending: AtomicUsize,
 }
 
 impl<D: BlockDevice> SharedWal<D> {
@@ -67,6 +73,7 @@ impl<D: BlockDevice> SharedWal<D> {
             log: Mutex::new(Log { wal, appended: 0 }),
             durable: Mutex::new(Durable::default()),
             wake: Condvar::new(),
+            appending: AtomicUsize::new(0),
         }
     }
 
@@ -95,28 +102,34 @@ impl<D: BlockDevice> SharedWal<D> {
 
     /// [`Wal::append`] (buffered: not yet durable); wait on the ticket for that.
     pub fn append(&self, index: u64, data: &[u8]) -> Res<Ticket, D> {
-        let mut l = self.lock()?;
-        l.wal.append(index, data)?;
-        l.appended += 1;
-        Ok(Ticket(l.appended))
+        self.appending(|w| w.append(index, data)).map(|((), t)| t)
+    }
+
+    /// Runs an append under the log's lock, counted in `appending` from
+    /// before the lock is asked for, and hands out its ticket.
+    fn appending<T>(&self, f: impl FnOnce(&mut Wal<D>) -> Res<T, D>) -> Res<(T, Ticket), D> {
+        self.appending.fetch_add(1, Ordering::SeqCst);
+        let r = self.lock().and_then(|mut l| {
+            let v = f(&mut l.wal)?;
+            l.appended += 1;
+            Ok((v, Ticket(l.appended)))
+        });
+        self.appending.fetch_sub(1, Ordering::SeqCst);
+        r
     }
 
     /// Appends `data` at the log's next index (1 in an empty log), in
     /// whichever order threads come; returns that index and the ticket.
     pub fn append_next(&self, data: &[u8]) -> Res<(u64, Ticket), D> {
-        let mut l = self.lock()?;
-        let next = l.wal.next_index().unwrap_or(1);
-        l.wal.append(next, data)?;
-        l.appended += 1;
-        Ok((next, Ticket(l.appended)))
+        self.appending(|w| {
+            let next = w.next_index().unwrap_or(1);
+            w.append(next, data).map(|()| next)
+        })
     }
 
     /// [`Wal::append_batch`] under one ticket.
     pub fn append_batch<V: AsRef<[u8]>>(&self, entries: &[(u64, V)]) -> Res<Ticket, D> {
-        let mut l = self.lock()?;
-        l.wal.append_batch(entries)?;
-        l.appended += 1;
-        Ok(Ticket(l.appended))
+        self.appending(|w| w.append_batch(entries)).map(|((), t)| t)
     }
 
     /// Returns once the append that gave `ticket` (and every earlier one) is
@@ -142,9 +155,18 @@ impl<D: BlockDevice> SharedWal<D> {
             d = self.wake.wait(d).map_err(|_| Error::Poisoned)?;
         }
         // The leader: sync everything appended so far, outside the durable
-        // lock so followers can queue up meanwhile.
+        // lock so followers can queue up meanwhile. The sync holds the log's
+        // lock, so writers who came during the last one are still queued on
+        // it: let them in first (a bounded wait), or each sync would carry
+        // one or two writers instead of all of them.
         d.syncing = true;
         drop(d);
+        for _ in 0..LET_IN {
+            if self.appending.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            std::thread::yield_now();
+        }
         let r = self.lock().and_then(|mut l| {
             let upto = l.appended;
             l.wal.sync().map(|()| upto)

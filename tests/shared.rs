@@ -91,9 +91,10 @@ fn every_acknowledged_entry_is_durable_and_syncs_are_shared() {
     assert_eq!(acked.len() as u64, THREADS * EACH);
     let disk = log.into_inner().into_device();
     let syncs = syncs.load(Ordering::Relaxed) - before;
-    // One sync per acknowledged write would be 320; group commit shares them.
+    // One sync per acknowledged write would be 320; group commit shares each
+    // among several writers (about 8 here).
     assert!(
-        syncs * 2 <= THREADS * EACH,
+        syncs * 3 <= THREADS * EACH,
         "{syncs} syncs for {} acknowledged writes",
         THREADS * EACH
     );
