@@ -1,17 +1,17 @@
 //! blockwal beside a raw-file baseline and okaywal.
 //!
 //! Two parts:
-//! 1. the A/B comparisons of `blockwal-bench` (the same code), alternating
-//!    blockwal, raw `write` + `fdatasync` and okaywal in rounds and printing
-//!    medians and ratios; the large log is `BLOCKWAL_BENCH_LOG_MIB` MiB
-//!    (default 1024);
+//! 1. the side-by-side comparisons of `blockwal-bench` (the same code):
+//!    raw `write` + `fdatasync`, blockwal, okaywal, raft-engine and raft-log
+//!    in rotating turns, medians and ratios; the large logs are
+//!    `BLOCKWAL_BENCH_LOG_MIB` MiB (default 1024);
 //! 2. criterion groups for the CPU-bound part (buffered appends, blockwal
 //!    against copying the same bytes into a buffer written when full).
 //!
 //! `cargo bench -p blockwal-bench --bench compare` runs both; `-- --quick`
 //! shortens part 1.
-//! The open-RSS figure re-runs this binary as a child with
-//! `--open-child DIR`.
+//! The open figures re-run this binary as a child with
+//! `--open-peer PEER DIR BS`.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -26,7 +26,8 @@ fn ab_comparisons(quick: bool) {
     if quick {
         cfg.rounds = 7;
         cfg.scale = 0.5;
-        cfg.log_mib = 256;
+        cfg.log_mib = 64;
+        cfg.open_rounds = 1;
     }
     if let Some(m) = std::env::var("BLOCKWAL_BENCH_LOG_MIB")
         .ok()
@@ -38,21 +39,9 @@ fn ab_comparisons(quick: bool) {
         cfg.dir = PathBuf::from(d);
     }
     let exe = std::env::current_exe().expect("own path");
-    cfg.child = Some((exe, vec!["--open-child".into()]));
+    cfg.child = Some((exe, vec![]));
     let mut progress = |what: &str, frac: f64| eprintln!("[{:>3.0}%] {what}", frac * 100.0);
     let rows = compare::run_all(&cfg, &mut progress).expect("comparisons run");
-    for r in &rows {
-        println!(
-            "{}: blockwal {:.1} {} | raw {} | okaywal {} | {} (target {})",
-            r.name,
-            r.ours,
-            r.unit,
-            r.raw.map_or("-".into(), |v| format!("{v:.1}")),
-            r.okay.map_or("-".into(), |v| format!("{v:.1}")),
-            r.score,
-            r.target
-        );
-    }
     println!("{}", compare::table(&rows));
 }
 
@@ -102,10 +91,12 @@ fn criterion_groups(c: &mut Criterion) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--open-child") {
-        let dir = args.get(2).expect("the log directory");
-        let bs = args.get(3).and_then(|b| b.parse().ok()).unwrap_or(1 << 20);
-        compare::open_child(std::path::Path::new(dir), bs).expect("open");
+    if args.get(1).map(String::as_str) == Some("--open-peer") {
+        let kind = args.get(2).and_then(|k| compare::Kind::from_id(k));
+        let dir = args.get(3).expect("the log directory");
+        let bs = args.get(4).and_then(|b| b.parse().ok()).unwrap_or(1 << 20);
+        compare::side::open_peer_child(kind.expect("a peer"), std::path::Path::new(dir), bs)
+            .expect("open");
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");

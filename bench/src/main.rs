@@ -6,19 +6,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use blockwal_bench::{self as compare, Config};
+use blockwal_bench::{self as compare, Config, Kind};
 use clap::Parser;
 
-/// blockwal beside a raw write+fdatasync baseline and okaywal, A/B
-/// alternated, medians: buffered append, append+sync, batch+sync, open,
-/// get, truncate/compact (default about 2 minutes; --quick about 30 s).
+/// blockwal beside a raw write+fdatasync baseline, okaywal, raft-engine and
+/// raft-log, their turns alternated, medians: buffered append, append+sync,
+/// batch+sync, concurrent writers, latency percentiles, bytes written, open,
+/// get, truncate/compact (--quick: under a minute).
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
     /// Directory for the logs and baseline files (on the disk to measure).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// A short run: 7 rounds, half the work, a 256 MiB log.
+    /// A short run: 7 rounds, half the work, 64 MiB logs, one open round.
     #[arg(long)]
     quick: bool,
     /// A/B rounds per comparison.
@@ -33,16 +34,19 @@ struct Args {
     /// Block size of blockwal's logs, in KiB.
     #[arg(long, value_parser = clap::value_parser!(u32).range(4..=1 << 20))]
     block_kib: Option<u32>,
-    /// Leave okaywal out.
-    #[arg(long)]
-    no_okaywal: bool,
+    /// Leave a peer out (okaywal, raft-engine, raft-log); repeatable.
+    #[arg(long, value_name = "PEER")]
+    without: Vec<String>,
+    /// Rounds of the open measurement (a cold and a warm open per log each).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    open_rounds: Option<u32>,
     /// Print the table as Markdown.
     #[arg(long)]
     markdown: bool,
     /// Internal: open the log in DIR with block size BS and report (the
     /// open-RSS figure's child process).
-    #[arg(long, num_args = 2, value_names = ["DIR", "BS"], hide = true)]
-    open_child: Option<Vec<String>>,
+    #[arg(long, num_args = 3, value_names = ["PEER", "DIR", "BS"], hide = true)]
+    open_peer: Option<Vec<String>>,
 }
 
 fn scale(s: &str) -> Result<f64, String> {
@@ -64,15 +68,18 @@ fn main() -> ExitCode {
 }
 
 fn run(a: Args) -> Result<(), String> {
-    if let Some(v) = &a.open_child {
-        let bs = v[1].parse().map_err(|_| "bad block size")?;
-        return compare::open_child(std::path::Path::new(&v[0]), bs).map_err(|e| e.to_string());
+    if let Some(v) = &a.open_peer {
+        let kind = Kind::from_id(&v[0]).ok_or("unknown peer")?;
+        let bs = v[2].parse().map_err(|_| "bad block size")?;
+        return compare::side::open_peer_child(kind, std::path::Path::new(&v[1]), bs)
+            .map_err(|e| e.to_string());
     }
     let mut cfg = Config::default();
     if a.quick {
         cfg.rounds = 7;
         cfg.scale = 0.5;
-        cfg.log_mib = 256;
+        cfg.log_mib = 64;
+        cfg.open_rounds = 1;
     }
     if let Some(d) = a.dir {
         cfg.dir = d;
@@ -89,11 +96,25 @@ fn run(a: Args) -> Result<(), String> {
     if let Some(k) = a.block_kib {
         cfg.block_size = k << 10;
     }
-    cfg.okaywal = !a.no_okaywal;
+    if let Some(r) = a.open_rounds {
+        cfg.open_rounds = r as usize;
+    }
+    for w in &a.without {
+        match Kind::from_id(w) {
+            Some(k @ (Kind::Okaywal | Kind::RaftEngine | Kind::RaftLog)) => {
+                cfg.peers.retain(|p| *p != k)
+            }
+            _ => {
+                return Err(format!(
+                    "--without takes okaywal, raft-engine or raft-log, not {w}"
+                ))
+            }
+        }
+    }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    cfg.child = Some((exe, vec!["--open-child".into()]));
+    cfg.child = Some((exe, vec![]));
     println!(
-        "blockwal-bench: {} rounds A/B alternated, medians; scale {}; {} MiB log of {} KiB blocks; files in {}",
+        "blockwal-bench: {} rounds, turns alternated, medians; scale {}; {} MiB logs, blockwal's of {} KiB blocks; files in {}",
         cfg.rounds,
         cfg.scale,
         cfg.log_mib,
@@ -118,15 +139,24 @@ fn run(a: Args) -> Result<(), String> {
         print!("{}", compare::table(&rows));
     } else {
         for r in &rows {
-            let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
+            let cells: Vec<String> = r
+                .cells
+                .iter()
+                .map(|c| match c {
+                    compare::Figure::Val(v) => format!("{v:.1}"),
+                    compare::Figure::Lacks(_) => "—".into(),
+                    compare::Figure::Blank => "".into(),
+                })
+                .collect();
             println!(
-                "{:<78} {:>9.1} {:>9} {:>9} {:<9} {:<32} {:<24} {}",
+                "{:<72} {:<9} {:>9} {:>9} {:>9} {:>11} {:>9}  {} {}",
                 r.name,
-                r.ours,
-                f(r.raw),
-                f(r.okay),
                 r.unit,
-                r.score,
+                cells[0],
+                cells[1],
+                cells[2],
+                cells[3],
+                cells[4],
                 r.target,
                 match r.met {
                     Some(true) => "met",
@@ -135,10 +165,8 @@ fn run(a: Args) -> Result<(), String> {
                 }
             );
         }
+        println!("(columns: raw file, blockwal, okaywal, raft-engine, raft-log; --markdown adds ratios and footnotes)");
     }
-    println!(
-        "(columns: blockwal, raw file, okaywal, unit, result, target; {:.0} s)",
-        start.elapsed().as_secs_f64()
-    );
+    println!("({:.0} s)", start.elapsed().as_secs_f64());
     Ok(())
 }
