@@ -521,7 +521,9 @@ fn fmt_fig(v: f64) -> String {
         format!("{v:.0}")
     } else if v.abs() >= 10.0 {
         format!("{v:.1}")
-    } else {
+    } else if v.abs() >= 0.01 || v == 0.0 {
         format!("{v:.2}")
+    } else {
+        format!("{v:.2e}")
     }
 }

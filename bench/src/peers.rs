@@ -143,9 +143,11 @@ impl raft_log::Types for LogTypes {
 const REGION: u64 = 1;
 
 fn engine_entry(index: u64, data: &[u8]) -> raft_proto::eraftpb::Entry {
-    let mut e = raft_proto::eraftpb::Entry::default();
-    e.index = index;
-    e.term = 1;
+    let mut e = raft_proto::eraftpb::Entry {
+        index,
+        term: 1,
+        ..Default::default()
+    };
     e.set_data(data.to_vec().into());
     e
 }
@@ -161,6 +163,8 @@ fn raft_log_flush(rl: &mut raft_log::RaftLog<LogTypes>) -> io::Result<()> {
 pub struct RawLog(Raw);
 
 /// One open log of any kind. Indexes start at 1 and follow each other.
+// A few live at a time: their sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Peer {
     /// The baseline.
     Raw(RawLog),
@@ -343,6 +347,7 @@ fn poisoned<T>(_: T) -> io::Error {
 }
 
 /// A log many threads write to, each append waiting for durability.
+#[allow(clippy::large_enum_variant)]
 pub enum Group {
     /// Each thread `write` + `fdatasync` in turn under one lock (no sharing).
     Raw(Mutex<RawLog>),

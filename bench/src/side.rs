@@ -535,11 +535,8 @@ fn run_open_child(cfg: &Config, kind: Kind, dir: &Path, n: u64) -> io::Result<Op
 /// the page cache first) and warm, and the process's peak RSS.
 pub fn open(cfg: &Config, dir: &Path, n: u64) -> io::Result<Vec<Row>> {
     let kinds = kinds_for(cfg, Some(Op::Reopen));
-    let (mut cold, mut warm, mut rss): (Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<f64>>) = (
-        vec![vec![]; ALL.len()],
-        vec![vec![]; ALL.len()],
-        vec![vec![]; ALL.len()],
-    );
+    let per_log = || -> Vec<Vec<f64>> { vec![vec![]; ALL.len()] };
+    let (mut cold, mut warm, mut rss) = (per_log(), per_log(), per_log());
     for round in 0..cfg.open_rounds {
         for kind in rotated(&kinds, round) {
             let d = dir_of(dir, kind);
@@ -589,6 +586,7 @@ pub fn open(cfg: &Config, dir: &Path, n: u64) -> io::Result<Vec<Row>> {
 }
 
 /// The big logs, opened in this process for reads, truncate and compact.
+#[allow(clippy::large_enum_variant)]
 enum Big {
     Blockwal(blockwal::RaftWal),
     RaftEngine(raft_engine::Engine),
