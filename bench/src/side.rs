@@ -421,17 +421,21 @@ pub fn amplification(cfg: &Config, size: usize, batch: usize) -> io::Result<Row>
     ))
 }
 
+/// Entries per synced batch when filling the big logs (raft-engine reads a
+/// whole batch to get one entry of it).
+const BUILD_BATCH: u64 = 64;
+
 /// Builds a log of about `mib` MiB of 1000-byte entries for every log that
 /// can reopen one, in `dir_of(dir, kind)`; returns the entry count.
 pub fn build_big(cfg: &Config, dir: &Path) -> io::Result<u64> {
     let n = (cfg.log_mib << 20) / 1016;
-    let data: Vec<Vec<u8>> = (0..256u64).map(|i| noise(i, 1000)).collect();
+    let data: Vec<Vec<u8>> = (0..BUILD_BATCH).map(|i| noise(i, 1000)).collect();
     let refs: Vec<&[u8]> = data.iter().map(|d| d.as_slice()).collect();
     for kind in kinds_for(cfg, Some(Op::Reopen)) {
         let mut log = Peer::open(kind, dir, cfg.block_size)?;
         let mut i = 1;
         while i <= n {
-            let m = (n + 1 - i).min(256) as usize;
+            let m = (n + 1 - i).min(BUILD_BATCH) as usize;
             log.commit(i, &refs[..m])?;
             i += m as u64;
         }
@@ -585,6 +589,9 @@ pub fn open(cfg: &Config, dir: &Path, n: u64) -> io::Result<Vec<Row>> {
     ])
 }
 
+/// Truncations and compactions per log on the big log.
+const CUTS: usize = 5;
+
 /// The big logs, opened in this process for reads, truncate and compact.
 #[allow(clippy::large_enum_variant)]
 enum Big {
@@ -661,8 +668,8 @@ impl Big {
 
 /// Random gets of entries no log caches (blockwal's cache off, raft-log's
 /// payload cache at one entry, raft-engine has none), every log's files in
-/// the page cache (read once first); then truncating the last 100 entries and compacting half the log,
-/// each durable on return, once per log.
+/// the page cache (read once first); then truncating the last 100 entries
+/// and compacting a tenth of the log, each durable on return, [`CUTS`] times.
 pub fn read_and_cut(cfg: &Config, dir: &Path, n: u64) -> io::Result<Vec<Row>> {
     let kinds = kinds_for(cfg, Some(Op::Reopen));
     warm_files(dir)?;
@@ -697,16 +704,31 @@ pub fn read_and_cut(cfg: &Config, dir: &Path, n: u64) -> io::Result<Vec<Row>> {
             us[idx(kind)].push(t.elapsed().as_secs_f64() * 1e6 / gets as f64);
         }
     }
-    let (mut trunc, mut comp) = ([None; 5], [None; 5]);
-    for (kind, log) in &mut logs {
-        if kind.lacks(Op::Truncate).is_none() {
-            let t = Instant::now();
-            log.truncate(n - 99)?;
-            trunc[idx(*kind)] = Some(t.elapsed().as_secs_f64() * 1e3);
+    // CUTS truncations of 100 entries, then CUTS compactions of a tenth of
+    // the log each, the logs taking turns: medians.
+    let (mut trunc, mut comp): (Vec<Vec<f64>>, Vec<Vec<f64>>) =
+        (vec![vec![]; ALL.len()], vec![vec![]; ALL.len()]);
+    for r in 0..CUTS as u64 {
+        for kind in rotated(&kinds, r as usize) {
+            let Some((_, log)) = logs.iter_mut().find(|(k, _)| *k == kind) else {
+                continue;
+            };
+            if kind.lacks(Op::Truncate).is_none() {
+                let t = Instant::now();
+                log.truncate(n + 1 - 100 * (r + 1))?;
+                trunc[idx(kind)].push(t.elapsed().as_secs_f64() * 1e3);
+            }
         }
-        let t = Instant::now();
-        log.compact(n / 2)?;
-        comp[idx(*kind)] = Some(t.elapsed().as_secs_f64() * 1e3);
+    }
+    for r in 0..CUTS as u64 {
+        for kind in rotated(&kinds, r as usize) {
+            let Some((_, log)) = logs.iter_mut().find(|(k, _)| *k == kind) else {
+                continue;
+            };
+            let t = Instant::now();
+            log.compact(n / 10 * (r + 1))?;
+            comp[idx(kind)].push(t.elapsed().as_secs_f64() * 1e3);
+        }
     }
     drop(logs);
     let name = format!("{} MiB log", cfg.log_mib);
@@ -718,16 +740,16 @@ pub fn read_and_cut(cfg: &Config, dir: &Path, n: u64) -> io::Result<Vec<Row>> {
             lacking(cfg, Op::Get, |k| med(&us[idx(k)])),
         ),
         Row::new(
-            format!("truncate the last 100 entries of the {name}, durable"),
+            format!("truncate the last 100 entries of the {name}, durable (median of {CUTS})"),
             "ms",
             false,
-            lacking(cfg, Op::Truncate, |k| trunc[idx(k)]),
+            lacking(cfg, Op::Truncate, |k| med(&trunc[idx(k)])),
         ),
         Row::new(
-            format!("compact half of the {name}, durable"),
+            format!("compact a tenth of the {name}, durable (median of {CUTS})"),
             "ms",
             false,
-            lacking(cfg, Op::Compact, |k| comp[idx(k)]),
+            lacking(cfg, Op::Compact, |k| med(&comp[idx(k)])),
         ),
     ])
 }

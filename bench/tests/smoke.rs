@@ -32,7 +32,7 @@ const ROWS: &[(&str, &str, &str)] = &[
     ("peak RSS", "BEL", "RO"),
     ("random get of an uncached", "BEL", "RO"),
     ("truncate the last 100", "BL", "ROE"),
-    ("compact half of the", "BEL", "RO"),
+    ("compact a tenth of the", "BEL", "RO"),
     ("blockwal uncached get", "RB", ""),
     ("blockwal truncate:", "B", ""),
     ("blockwal compact half:", "B", ""),
