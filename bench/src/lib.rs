@@ -39,6 +39,8 @@ pub struct Config {
     pub peers: Vec<Kind>,
     /// Rounds of the open measurement (each a cold and a warm open per log).
     pub open_rounds: usize,
+    /// Run only the workloads whose group is named here (see [`GROUPS`]); empty: all.
+    pub only: Vec<String>,
     /// Block size of blockwal's logs (`RaftWalOptions::block_size`).
     pub block_size: u32,
     /// Command to re-run this program as the open-and-report child:
@@ -55,6 +57,7 @@ impl Default for Config {
             log_mib: 1024,
             peers: peers::ALL.to_vec(),
             open_rounds: 3,
+            only: vec![],
             block_size: RaftWalOptions::default().block_size,
             child: None,
         }
@@ -260,8 +263,12 @@ impl<D: BlockDevice> BlockDevice for Counting<D> {
 /// Progress callback: (what is running, fraction done overall).
 pub type Progress<'a> = &'a mut dyn FnMut(&str, f64);
 
+/// The workload groups `Config::only` can name.
+pub const GROUPS: [&str; 6] = ["buffered", "sync", "batch", "writers", "bytes", "big"];
+
 /// Runs every comparison; `progress` is told what runs and how far along.
 pub fn run_all(cfg: &Config, progress: Progress<'_>) -> io::Result<Vec<Row>> {
+    let on = |g: &str| cfg.only.is_empty() || cfg.only.iter().any(|o| o == g);
     let mut rows = Vec::new();
     let steps = 12.0;
     let mut step = 0.0;
@@ -269,40 +276,52 @@ pub fn run_all(cfg: &Config, progress: Progress<'_>) -> io::Result<Vec<Row>> {
         progress(what, step / steps);
         step += 1.0;
     };
-    tell("buffered append 128 B");
-    rows.push(side::buffered(cfg, 128)?);
-    tell("buffered append 1 KiB");
-    rows.push(side::buffered(cfg, 1024)?);
-    tell("append + sync each");
-    let k = n_scaled(cfg, 40);
-    let (each, lat) = side::commit(cfg, 128, 1, k)?;
-    rows.push(each);
-    tell("append + sync each 1 KiB");
-    rows.push(side::commit(cfg, 1024, 1, k)?.0);
-    tell("batch of 64 + sync");
-    rows.push(side::commit(cfg, 128, 64, n_scaled(cfg, 25))?.0);
-    rows.extend(side::percentiles(&lat, 128));
-    tell("8 concurrent writers");
-    rows.push(side::group(cfg, 8, 128)?);
-    tell("64 concurrent writers");
-    rows.push(side::group(cfg, 64, 128)?);
-    tell("bytes written");
-    rows.push(side::amplification(cfg, 128, 1)?);
-    rows.push(side::amplification(cfg, 128, 64)?);
-    tell(&format!("building {} MiB logs", cfg.log_mib));
-    let big = fresh_dir(cfg, "big")?;
-    let n = side::build_big(cfg, &big)?;
-    tell("open");
-    rows.extend(side::open(cfg, &big, n)?);
-    tell("uncached get, truncate, compact");
-    // Every log's files in the page cache, whatever the opens left there.
-    side::warm_files(&big)?;
-    rows.push(get(cfg, &peers::dir_of(&big, Kind::Blockwal), n)?);
-    rows.extend(side::read_and_cut(cfg, &big, n)?);
-    tell("blockwal's device writes per truncate / compact");
-    // Half the big log is left: still large beside the small one.
-    rows.extend(truncate_compact(cfg, &peers::dir_of(&big, Kind::Blockwal))?);
-    let _ = std::fs::remove_dir_all(&big);
+    if on("buffered") {
+        tell("buffered append 128 B");
+        rows.push(side::buffered(cfg, 128)?);
+        tell("buffered append 1 KiB");
+        rows.push(side::buffered(cfg, 1024)?);
+    }
+    if on("sync") {
+        tell("append + sync each");
+        let k = n_scaled(cfg, 40);
+        let (each, lat) = side::commit(cfg, 128, 1, k)?;
+        rows.push(each);
+        tell("append + sync each 1 KiB");
+        rows.push(side::commit(cfg, 1024, 1, k)?.0);
+        rows.extend(side::percentiles(&lat, 128));
+    }
+    if on("batch") {
+        tell("batch of 64 + sync");
+        rows.push(side::commit(cfg, 128, 64, n_scaled(cfg, 25))?.0);
+    }
+    if on("writers") {
+        tell("8 concurrent writers");
+        rows.push(side::group(cfg, 8, 128)?);
+        tell("64 concurrent writers");
+        rows.push(side::group(cfg, 64, 128)?);
+    }
+    if on("bytes") {
+        tell("bytes written");
+        rows.push(side::amplification(cfg, 128, 1)?);
+        rows.push(side::amplification(cfg, 128, 64)?);
+    }
+    if on("big") {
+        tell(&format!("building {} MiB logs", cfg.log_mib));
+        let big = fresh_dir(cfg, "big")?;
+        let n = side::build_big(cfg, &big)?;
+        tell("open");
+        rows.extend(side::open(cfg, &big, n)?);
+        tell("uncached get, truncate, compact");
+        // Every log's files in the page cache, whatever the opens left there.
+        side::warm_files(&big)?;
+        rows.push(get(cfg, &peers::dir_of(&big, Kind::Blockwal), n)?);
+        rows.extend(side::read_and_cut(cfg, &big, n)?);
+        tell("blockwal's device writes per truncate / compact");
+        // Half the big log is left: still large beside the small one.
+        rows.extend(truncate_compact(cfg, &peers::dir_of(&big, Kind::Blockwal))?);
+        let _ = std::fs::remove_dir_all(&big);
+    }
     progress("done", 1.0);
     Ok(rows)
 }

@@ -37,6 +37,10 @@ struct Args {
     /// Leave a peer out (okaywal, raft-engine, raft-log); repeatable.
     #[arg(long, value_name = "PEER")]
     without: Vec<String>,
+    /// Run only these workload groups (buffered, sync, batch, writers,
+    /// bytes, big); repeatable.
+    #[arg(long, value_name = "GROUP", value_parser = clap::builder::PossibleValuesParser::new(compare::GROUPS))]
+    only: Vec<String>,
     /// Rounds of the open measurement (a cold and a warm open per log each).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     open_rounds: Option<u32>,
@@ -99,6 +103,7 @@ fn run(a: Args) -> Result<(), String> {
     if let Some(r) = a.open_rounds {
         cfg.open_rounds = r as usize;
     }
+    cfg.only = a.only.clone();
     for w in &a.without {
         match Kind::from_id(w) {
             Some(k @ (Kind::Okaywal | Kind::RaftEngine | Kind::RaftLog)) => {
