@@ -64,6 +64,15 @@ impl Default for Config {
     }
 }
 
+/// Whether `dir` is on a tmpfs (memory): its syncs cost nothing and
+/// `/proc/self/io` counts no bytes written, so the figures mean nothing.
+pub fn on_tmpfs(dir: &Path) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    // `f_type`'s width differs between platforms.
+    #[allow(clippy::unnecessary_cast)]
+    rustix::fs::statfs(dir).is_ok_and(|s| s.f_type as i64 == TMPFS_MAGIC)
+}
+
 /// Median of `v` (sorted in place).
 pub fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {

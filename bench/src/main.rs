@@ -126,6 +126,12 @@ fn run(a: Args) -> Result<(), String> {
         cfg.block_size >> 10,
         cfg.dir.display()
     );
+    if compare::on_tmpfs(&cfg.dir) {
+        eprintln!(
+            "blockwal-bench: warning: {} is on a tmpfs: syncs cost nothing there and bytes written read 0; give --dir on a real disk",
+            cfg.dir.display()
+        );
+    }
     let start = Instant::now();
     let mut progress = |what: &str, frac: f64| {
         let width = 30;
