@@ -29,6 +29,7 @@ use crate::Error;
 use self::alloc::{Alloc, KEEP_FOR_COMPACT, MIN_BLOCKS};
 use self::head::Head;
 pub use self::options::WalOptions;
+#[cfg(feature = "openraft")]
 pub(crate) use self::read::half_open;
 pub use self::read::{Entry, Iter, TryIter};
 
