@@ -35,9 +35,23 @@ pub(super) struct Head {
     /// Where the head's records end when the head is described by its
     /// summary (a salvaged head); `Mem` heads keep it in their replay state.
     pub end: u32,
+    /// `(seq, format::rec_seed(seq))` of the last record pushed: the CRC of
+    /// the `seq` every record of the block starts with, computed once per
+    /// block rather than once per record.
+    seed: Option<(u64, u32)>,
 }
 
 impl Head {
+    /// The head as recovery left it: `open` if appends may continue in it,
+    /// `end` where a summary-described head's records end.
+    pub fn new(open: bool, end: u32) -> Self {
+        Head {
+            open,
+            end,
+            ..Head::default()
+        }
+    }
+
     /// Offset inside the block at device offset `block_at` where the next
     /// record goes.
     #[inline]
@@ -50,7 +64,15 @@ impl Head {
     #[inline]
     pub fn push(&mut self, p: usize, seq: u64, kind: Kind, index: u64, payload: &[u8]) {
         let synced = core::mem::replace(&mut self.synced, false);
-        format::push_record(&mut self.buf, p, seq, kind, synced, index, &[payload]);
+        let seed = match self.seed {
+            Some((s, seed)) if s == seq => seed,
+            _ => {
+                let seed = format::rec_seed(seq);
+                self.seed = Some((seq, seed));
+                seed
+            }
+        };
+        format::push_record_seeded(&mut self.buf, p, seed, kind, synced, index, &[payload]);
     }
 }
 

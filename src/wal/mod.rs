@@ -149,11 +149,7 @@ impl<D: BlockDevice> Wal<D> {
             floor: r.floor,
             first: r.first,
             next: r.next,
-            head: Head {
-                open: r.head_appendable,
-                end: r.head_end,
-                ..Head::default()
-            },
+            head: Head::new(r.head_appendable, r.head_end),
             cache: TailCache::new(opts.cache_bytes, opts.cache_entries),
             meta: r.meta,
             meta_block: r.meta_block,
