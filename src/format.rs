@@ -1,15 +1,43 @@
 //! On-media encoding: block header, record header, summary trailer, CRC32C.
 //! FORMAT.md documents every byte; this file is its executable twin.
 
-use crc::{Crc, Table, CRC_32_ISCSI};
+/// CRC-32C (Castagnoli) of `parts` one after the other: the one CRC of the
+/// format (see [`crc32c_append`]).
+#[inline]
+pub(crate) fn crc32c(parts: &[&[u8]]) -> u32 {
+    parts.iter().fold(0, |crc, p| crc32c_append(crc, p))
+}
 
-/// CRC-32C. With `std`: slice-by-16 tables (16 KiB; the append path hashes
-/// every byte). Without: one 1 KiB table, for microcontroller flash budgets.
-#[cfg(feature = "std")]
-pub(crate) type CrcTable = Table<16>;
-#[cfg(not(feature = "std"))]
-pub(crate) type CrcTable = Table<1>;
-pub(crate) static CRC: Crc<u32, CrcTable> = Crc::<u32, CrcTable>::new(&CRC_32_ISCSI);
+/// CRC-32C of `bytes` following bytes whose CRC-32C is `crc` (0: none):
+/// the one place that picks the implementation. With `std` the `crc32c`
+/// crate, which uses the CPU's CRC instructions (SSE4.2, ARMv8; about 17 ns
+/// against 30 ns for slice-by-16 tables per 148-byte record here, 47
+/// against 190 ns per KiB), with its own table where they are missing;
+/// without `std` the `crc` crate's 1 KiB table, for microcontroller flash
+/// budgets. A test checks that both agree.
+#[inline]
+pub(crate) fn crc32c_append(crc: u32, bytes: &[u8]) -> u32 {
+    #[cfg(feature = "std")]
+    {
+        ::crc32c::crc32c_append(crc, bytes)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        table_crc32c_append(crc, bytes)
+    }
+}
+
+/// [`crc32c_append`] through the `crc` crate's table: no_std builds, and
+/// the reference the hardware one is tested against.
+#[cfg(any(test, not(feature = "std")))]
+fn table_crc32c_append(crc: u32, bytes: &[u8]) -> u32 {
+    static CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+    // After a CRC `crc` the (reflected) register holds `!crc`; the crate
+    // takes a starting register unreflected.
+    let mut d = CRC.digest_with_initial((!crc).reverse_bits());
+    d.update(bytes);
+    d.finalize()
+}
 
 /// Block header magic.
 pub(crate) const MAGIC: [u8; 4] = *b"BWAL";
@@ -117,7 +145,7 @@ impl BlockHeader {
         b[24..32].copy_from_slice(&self.base.to_le_bytes());
         b[32..40].copy_from_slice(&self.floor.to_le_bytes());
         b[40..44].copy_from_slice(&self.block_size.to_le_bytes());
-        let crc = CRC.checksum(&b[0..HEADER_CRC_AT]);
+        let crc = crc32c(&[&b[0..HEADER_CRC_AT]]);
         b[HEADER_CRC_AT..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
         b
     }
@@ -162,7 +190,7 @@ impl BlockHeader {
     /// `None` unless magic, version, kind and CRC are all right. A `seq`
     /// at or above [`SEQ_LIMIT`] decodes: recovery reports it as corruption.
     pub fn decode(b: &[u8]) -> Option<BlockHeader> {
-        if b.len() < HEADER_LEN || CRC.checksum(&b[0..HEADER_CRC_AT]) != u32_at(b, HEADER_CRC_AT) {
+        if b.len() < HEADER_LEN || crc32c(&[&b[0..HEADER_CRC_AT]]) != u32_at(b, HEADER_CRC_AT) {
             return None;
         }
         Self::fields(b)
@@ -186,12 +214,12 @@ impl BlockHeader {
         c.copy_from_slice(&b[..HEADER_LEN]);
         // A flip in the CRC field itself: the data is intact.
         let stored = u32_at(&c, HEADER_CRC_AT);
-        if (CRC.checksum(&c[..HEADER_CRC_AT]) ^ stored).count_ones() == 1 {
+        if (crc32c(&[&c[..HEADER_CRC_AT]]) ^ stored).count_ones() == 1 {
             return Self::fields(&c);
         }
         for bit in 0..HEADER_CRC_AT * 8 {
             c[bit / 8] ^= 1 << (bit % 8);
-            if CRC.checksum(&c[..HEADER_CRC_AT]) == stored {
+            if crc32c(&[&c[..HEADER_CRC_AT]]) == stored {
                 return Self::fields(&c);
             }
             c[bit / 8] ^= 1 << (bit % 8);
@@ -214,7 +242,7 @@ impl BlockHeader {
         b.len() >= V1_CRC_AT + 4
             && b[0..4] == MAGIC
             && b[4] == 1
-            && CRC.checksum(&b[..V1_CRC_AT]) == u32_at(b, V1_CRC_AT)
+            && crc32c(&[&b[..V1_CRC_AT]]) == u32_at(b, V1_CRC_AT)
     }
 }
 
@@ -253,35 +281,31 @@ impl RecHeader {
 }
 
 /// The record CRC: `seq`, the 12 header bytes after the CRC field, then the
-/// payload. The first bytes go through one 32-byte buffer so the table sees
-/// whole 16-byte slices (it is byte-at-a-time on short pieces).
-#[inline]
+/// payload (FORMAT.md, "Records").
 fn rec_crc(seq: u64, fields: &[u8], payload: &[u8]) -> u32 {
-    let mut head = [0u8; 32];
-    head[..8].copy_from_slice(&seq.to_le_bytes());
-    head[8..20].copy_from_slice(&fields[..12]);
-    let k = payload.len().min(12);
-    head[20..20 + k].copy_from_slice(&payload[..k]);
-    let mut d = CRC.digest();
-    d.update(&head[..20 + k]);
-    d.update(&payload[k..]);
-    d.finalize()
+    crc32c(&[&seq.to_le_bytes(), &fields[..12], payload])
 }
 
-/// The 12 CRC-covered header bytes after the CRC field.
-fn rec_fields(kind: Kind, synced: bool, len: usize, index: u64) -> [u8; 12] {
+/// The first 4 CRC-covered header bytes after the CRC field (the index
+/// follows): length and kind with its `SYNCED` bit.
+#[inline]
+fn rec_word(kind: Kind, synced: bool, len: usize) -> u32 {
     debug_assert!(len <= MAX_REC_PAYLOAD);
     let k = kind as u32 | if synced { u32::from(REC_SYNCED) } else { 0 };
-    let mut f = [0u8; 12];
-    f[0..4].copy_from_slice(&(((len as u32) << 8) | k).to_le_bytes());
-    f[4..12].copy_from_slice(&index.to_le_bytes());
-    f
+    ((len as u32) << 8) | k
+}
+
+/// The CRC of a record's first covered bytes, its block's `seq`: every
+/// record of a block continues from it, so a writer computes it once per
+/// block ([`push_record_seeded`]).
+#[inline]
+pub(crate) fn rec_seed(seq: u64) -> u32 {
+    crc32c_append(0, &seq.to_le_bytes())
 }
 
 /// Appends one record (header, payload pieces, zero padding to `p`) to `out`.
 /// The payload is given in pieces so meta records need no temporary buffer.
 /// `synced`: the record is the first of a write issued after a sync.
-#[inline]
 pub(crate) fn push_record(
     out: &mut alloc::vec::Vec<u8>,
     p: usize,
@@ -291,19 +315,38 @@ pub(crate) fn push_record(
     index: u64,
     payload: &[&[u8]],
 ) {
+    push_record_seeded(out, p, rec_seed(seq), kind, synced, index, payload);
+}
+
+/// [`push_record`] for a block whose [`rec_seed`] is `seed`: the one record
+/// encoder.
+#[inline]
+pub(crate) fn push_record_seeded(
+    out: &mut alloc::vec::Vec<u8>,
+    p: usize,
+    seed: u32,
+    kind: Kind,
+    synced: bool,
+    index: u64,
+    payload: &[&[u8]],
+) {
     let len: usize = payload.iter().map(|s| s.len()).sum();
     let start = out.len();
     let span = round_up(REC_LEN + len, p);
     out.reserve(span);
+    // Stored field by field: a header assembled on the stack and copied as
+    // one 16-byte load stalled on store forwarding (measured).
     out.extend_from_slice(&[0u8; 4]);
-    out.extend_from_slice(&rec_fields(kind, synced, len, index));
+    out.extend_from_slice(&rec_word(kind, synced, len).to_le_bytes());
+    out.extend_from_slice(&index.to_le_bytes());
     for s in payload {
         out.extend_from_slice(s);
     }
-    out.resize(start + span, 0);
-    let rec = &out[start..start + REC_LEN + len];
-    let crc = rec_crc(seq, &rec[4..REC_LEN], &rec[REC_LEN..]);
+    // The covered bytes after `seq` (fields, payload) lie together in
+    // `out`: one CRC pass, where a call costs most on short records.
+    let crc = crc32c_append(seed, &out[start + 4..]);
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    out.resize(start + span, 0);
 }
 
 /// True if `payload` matches the header's CRC under the block's `seq`.
@@ -357,10 +400,7 @@ pub(crate) fn encode_summary(
 
 /// CRC over `seq` then `bytes`.
 pub(crate) fn seeded_crc(seq: u64, bytes: &[u8]) -> u32 {
-    let mut d = CRC.digest();
-    d.update(&seq.to_le_bytes());
-    d.update(bytes);
-    d.finalize()
+    crc32c(&[&seq.to_le_bytes(), bytes])
 }
 
 /// Parses and checks the last `TRAILER_LEN` bytes of a block. The table is
@@ -480,7 +520,31 @@ mod tests {
         // FORMAT.md: CRC over seq, header bytes 4..16, then the payload.
         let mut plain = Vec::from(9u64.to_le_bytes());
         plain.extend_from_slice(&out[4..21]);
-        assert_eq!(CRC.checksum(&plain), u32_at(&out, 0));
+        assert_eq!(table_crc32c_append(0, &plain), u32_at(&out, 0));
+    }
+
+    /// The implementation `crc32c` picks computes the table's CRC-32C on
+    /// every length around the hardware's 8-byte steps, at every alignment,
+    /// and over any split into parts; and the standard check value.
+    #[test]
+    fn crc32c_agrees_with_the_table() {
+        assert_eq!(crc32c(&[b"123456789"]), 0xE306_9283);
+        assert_eq!(table_crc32c_append(0, b"123456789"), 0xE306_9283);
+        let bytes: Vec<u8> = (0..400u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        for len in 0..300 {
+            for start in 0..8 {
+                let b = &bytes[start..start + len];
+                let want = table_crc32c_append(0, b);
+                assert_eq!(crc32c(&[b]), want, "len {len} at {start}");
+                let cut = (len * 3 + start) / 7 % (len + 1);
+                assert_eq!(crc32c(&[&b[..cut], &b[cut..]]), want, "len {len} cut {cut}");
+                let table_cut = table_crc32c_append(table_crc32c_append(0, &b[..cut]), &b[cut..]);
+                assert_eq!(table_cut, want, "table continued at {cut}");
+                assert_eq!(crc32c(&[&[], b, &[]]), want);
+            }
+        }
     }
 
     #[test]
