@@ -6,6 +6,8 @@
 #   core .text bytes: N     .text of `wal` minus .text of `baseline`
 #   core .rodata bytes: N   the same for .rodata (tables, constants)
 #   wal heap bytes: N       peak heap the `wal` workload used, run in QEMU
+#   wal stack bytes: N      peak stack the same run used (painted stack; an
+#                           upper bound, at most 64 bytes high)
 # SIZE_DETAIL=1 also lists the largest symbols of `wal` (needs llvm-nm or nm).
 # Needs the target and QEMU (qemu-system-arm, qemu-system-riscv32): scripts/setup.sh.
 #   usage: scripts/cortex-m-size.sh [cortex-m|riscv]
@@ -69,12 +71,14 @@ if ! run=$(timeout 120 cargo run --release --bin wal -q 2>&1); then
   exit 1
 fi
 heap=$(echo "$run" | awk '/workload heap peak bytes:/ { print $NF }')
+stack=$(echo "$run" | awk '/workload stack peak bytes:/ { print $NF }')
 
 echo "baseline .text bytes: $base_text"
 echo "wal .text bytes: $wal_text"
 echo "core .text bytes: $((wal_text - base_text))"
 echo "core .rodata bytes: $((wal_ro - base_ro))"
 echo "wal heap bytes: ${heap:-unknown}"
+echo "wal stack bytes: ${stack:-unknown}"
 if [ "${SIZE_DETAIL:-0}" = 1 ]; then
   nm_tool=$(command -v llvm-nm || command -v arm-none-eabi-nm || command -v nm || true)
   if [ -n "$nm_tool" ]; then
