@@ -178,7 +178,7 @@ fn load_meta<D: BlockDevice>(
     hs: &Headers,
     rep: &mut RecoveryReport,
 ) -> Result<(MetaMap, Option<MetaBlock>, bool), Error<D::Error>> {
-    let salvage = rep.mode == RecoveryMode::Salvage;
+    let salvage = rep.mode.salvaging();
     let mut metas: Vec<(u64, u32)> = hs
         .headers
         .iter()
@@ -523,7 +523,7 @@ fn damaged_headers<E>(
     let mut cut = false;
     for &(b, d) in &hs.damaged {
         if d.kind == kind && d.seq > newest {
-            if rep.mode == RecoveryMode::Strict {
+            if !rep.mode.salvaging() {
                 return Err(corrupt(b, 0, what));
             }
             rep.cuts.push(Cut {
@@ -550,7 +550,7 @@ fn walk_from<D: BlockDevice>(
     salvaged_head: bool,
     rep: &mut RecoveryReport,
 ) -> Result<Result<Walked, Restart>, Error<D::Error>> {
-    let salvage = rep.mode == RecoveryMode::Salvage;
+    let salvage = rep.mode.salvaging();
     let count = g.block_count as usize;
     let mut chain: Vec<LogBlock> = Vec::new();
     let mut cur = head;
