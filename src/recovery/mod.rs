@@ -159,9 +159,9 @@ fn read_headers<D: BlockDevice>(
     // the corrected seq: a header torn by a crash has none.
     let mut kept = Vec::new();
     for (b, d) in core::mem::take(&mut hs.damaged) {
-        let s = scan::scan(dev, rd, g, b, d.seq, false, |_, _, _| false)?;
-        let first = scan::find_valid_after(dev, rd, g, b, d.seq, s.end as usize, false)?;
-        if first.at == Some(header_area(g) as u32) {
+        let at = header_area(g);
+        let first = scan::find_valid_after(dev, rd, g, b, d.seq, at, false)?;
+        if first.at == Some(at as u32) {
             hs.max_seq = hs.max_seq.max(d.seq);
             kept.push((b, d));
         }
