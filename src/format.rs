@@ -254,8 +254,10 @@ impl RecHeader {
 
 /// The record CRC: `seq`, the 12 header bytes after the CRC field, then the
 /// payload. The first bytes go through one 32-byte buffer so the table sees
-/// whole 16-byte slices (it is byte-at-a-time on short pieces).
-#[inline]
+/// whole 16-byte slices (it is byte-at-a-time on short pieces). Inlined
+/// for speed with `std`; one copy without (code size).
+#[cfg_attr(feature = "std", inline)]
+#[cfg_attr(not(feature = "std"), inline(never))]
 fn rec_crc(seq: u64, fields: &[u8], payload: &[u8]) -> u32 {
     let mut head = [0u8; 32];
     head[..8].copy_from_slice(&seq.to_le_bytes());

@@ -23,8 +23,13 @@ impl MetaMap {
     }
 
     /// Sets `key`, returning its old value.
+    #[inline]
     pub fn insert(&mut self, key: impl Into<Vec<u8>>, value: Vec<u8>) -> Option<Vec<u8>> {
-        let key = key.into();
+        self.insert_vec(key.into(), value)
+    }
+
+    /// [`MetaMap::insert`] once, not once per key type (code size).
+    fn insert_vec(&mut self, key: Vec<u8>, value: Vec<u8>) -> Option<Vec<u8>> {
         match self.find(&key) {
             Ok(i) => Some(core::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
