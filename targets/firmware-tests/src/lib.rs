@@ -190,6 +190,9 @@ pub fn stack_used(top: usize) -> Option<usize> {
 
 /// The `wal` firmware's workload: the whole Raft-log API a node needs (open,
 /// append, sync, truncate, compact, metadata, reads, reopen) on [`Flash`].
+/// Never inlined: in `run_firmware`'s frame its locals would sit above the
+/// painted stack and go uncounted.
+#[inline(never)]
 pub fn raft_node(flash: &mut Flash) -> bool {
     let Ok(dev) = FlashDevice::new(flash, 0, (FLASH_SECTORS * 4096) as u32) else {
         return false;
