@@ -6,6 +6,13 @@
 #   core .text bytes: N     .text of `wal` minus .text of `baseline`
 #   core .rodata bytes: N   the same for .rodata (tables, constants)
 #   wal heap bytes: N       peak heap the `wal` workload used, run in QEMU
+#   wal stack bytes: N      peak stack the same run used (painted stack; an
+#                           upper bound, at most 64 bytes high)
+#   core runtime .text bytes: N   the part of the core .text that is the
+#                           runtime any alloc firmware has: mem* routines
+#                           and the allocator (needs llvm-nm or nm)
+# The firmware builds blockwal without default features (no `salvage`);
+# SIZE_FEATURES=salvage (a comma-separated list) measures it with them.
 # SIZE_DETAIL=1 also lists the largest symbols of `wal` (needs llvm-nm or nm).
 # Needs the target and QEMU (qemu-system-arm, qemu-system-riscv32): scripts/setup.sh.
 #   usage: scripts/cortex-m-size.sh [cortex-m|riscv]
@@ -18,9 +25,13 @@ triple=$(awk -F'"' '/^target = / { print $2; exit }' "$crate/.cargo/config.toml"
 export CARGO_TARGET_DIR="$crate/target"
 cd "$crate"
 
-cargo build --release --bins -q
+features=()
+if [ -n "${SIZE_FEATURES:-}" ]; then
+  features=(--features "$(echo "$SIZE_FEATURES" | sed 's/[^,][^,]*/blockwal\/&/g')")
+fi
+cargo build --release --bins -q "${features[@]}"
 out="$CARGO_TARGET_DIR/$triple/release"
-echo "target: $triple"
+echo "target: $triple${SIZE_FEATURES:+ (blockwal features +$SIZE_FEATURES)}"
 
 # Size of section $2 of ELF $1, in bytes: a size tool if there is one, else
 # readelf's section table, else a few lines of python reading the ELF header.
@@ -63,20 +74,32 @@ base_ro=$(section_size "$out/baseline" .rodata)
 wal_ro=$(section_size "$out/wal" .rodata)
 
 # Peak heap of the workload: the firmware prints it through semihosting.
-if ! run=$(timeout 120 cargo run --release --bin wal -q 2>&1); then
+if ! run=$(timeout 120 cargo run --release --bin wal -q "${features[@]}" 2>&1); then
   echo "$run" >&2
   echo "cortex-m-size: the wal firmware failed in QEMU" >&2
   exit 1
 fi
 heap=$(echo "$run" | awk '/workload heap peak bytes:/ { print $NF }')
+stack=$(echo "$run" | awk '/workload stack peak bytes:/ { print $NF }')
 
 echo "baseline .text bytes: $base_text"
 echo "wal .text bytes: $wal_text"
 echo "core .text bytes: $((wal_text - base_text))"
 echo "core .rodata bytes: $((wal_ro - base_ro))"
 echo "wal heap bytes: ${heap:-unknown}"
+echo "wal stack bytes: ${stack:-unknown}"
+nm_tool=$(command -v llvm-nm || command -v arm-none-eabi-nm || command -v nm || true)
+# Bytes of .text in the runtime symbols of ELF $1 (mem* routines, allocator).
+runtime_text() {
+  "$nm_tool" -S -C --radix=d "$1" | awk '
+    $3 ~ /^[tT]$/ && ($4 ~ /^(compiler_builtins::mem::|__aeabi_mem|mem(cpy|move|set|cmp)$|(__rustc::)?__rust_(alloc|dealloc|realloc|alloc_zeroed)$|__rdl_)/ \
+      || $0 ~ /(embedded_alloc|linked_list_allocator|TrackingHeap)/) { s += $2 }
+    END { print s + 0 }'
+}
+if [ -n "$nm_tool" ]; then
+  echo "core runtime .text bytes: $(( $(runtime_text "$out/wal") - $(runtime_text "$out/baseline") ))"
+fi
 if [ "${SIZE_DETAIL:-0}" = 1 ]; then
-  nm_tool=$(command -v llvm-nm || command -v arm-none-eabi-nm || command -v nm || true)
   if [ -n "$nm_tool" ]; then
     echo "largest symbols of wal (bytes, section type, name):"
     "$nm_tool" --size-sort -S -C --radix=d "$out/wal" | tail -25 | awk '{ $1 = ""; print }'

@@ -62,6 +62,10 @@ pub enum Error<E> {
     Geometry(&'static str),
     /// A device failure left durability unknown; reopen the log to continue.
     Poisoned,
+    /// This build lacks the capability the call needs (a cargo feature was
+    /// left out, e.g. `salvage`); nothing was read or written. Rebuild with
+    /// the feature named.
+    Unsupported(&'static str),
 }
 
 /// Which metadata limit [`Error::MetaTooLarge`] reports.
@@ -107,6 +111,7 @@ impl<E> Error<E> {
             Error::Locked { what } => Error::Locked { what },
             Error::Geometry(w) => Error::Geometry(w),
             Error::Poisoned => Error::Poisoned,
+            Error::Unsupported(w) => Error::Unsupported(w),
         }
     }
 }
@@ -149,6 +154,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
                 f,
                 "log is poisoned after a failed device sync: reopen it to see what is durable"
             ),
+            Error::Unsupported(w) => write!(f, "not in this build: {w}"),
         }
     }
 }
@@ -205,6 +211,19 @@ mod tests {
         assert!(
             s.contains("key of 300") && s.contains("255") && s.contains("larger block"),
             "{s}"
+        );
+    }
+
+    #[test]
+    fn unsupported_names_what_is_missing() {
+        let e = Error::<MemError>::Unsupported("salvage: build with the `salvage` feature");
+        assert_eq!(
+            e.to_string(),
+            "not in this build: salvage: build with the `salvage` feature"
+        );
+        assert_eq!(
+            e.clone().map_device(|_| ()),
+            Error::<()>::Unsupported("salvage: build with the `salvage` feature")
         );
     }
 

@@ -23,8 +23,13 @@ impl MetaMap {
     }
 
     /// Sets `key`, returning its old value.
+    #[inline]
     pub fn insert(&mut self, key: impl Into<Vec<u8>>, value: Vec<u8>) -> Option<Vec<u8>> {
-        let key = key.into();
+        self.insert_vec(key.into(), value)
+    }
+
+    /// [`MetaMap::insert`] once, not once per key type (code size).
+    fn insert_vec(&mut self, key: Vec<u8>, value: Vec<u8>) -> Option<Vec<u8>> {
         match self.find(&key) {
             Ok(i) => Some(core::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
@@ -94,9 +99,16 @@ fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     Some(head)
 }
 
-fn take_key(b: &mut &[u8]) -> Option<Vec<u8>> {
+/// A key: its length byte, then its bytes.
+fn take_key<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
     let klen = *take(b, 1)?.first()? as usize;
-    Some(take(b, klen)?.to_vec())
+    take(b, klen)
+}
+
+fn take_u32(b: &mut &[u8]) -> Option<u32> {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(take(b, 4)?);
+    Some(u32::from_le_bytes(a))
 }
 
 /// Applies one meta record to `map`. `false` if the payload is malformed
@@ -107,51 +119,43 @@ pub(crate) fn apply(map: &mut MetaMap, kind: Kind, mut p: &[u8]) -> bool {
             let Some(key) = take_key(&mut p) else {
                 return false;
             };
-            map.insert(key, p.to_vec());
+            map.insert_vec(key.to_vec(), p.to_vec());
             true
         }
         Kind::Remove => {
-            let Some(key) = take_key(&mut p) else {
+            let Some(key) = take_key(&mut p).filter(|_| p.is_empty()) else {
                 return false;
             };
-            if !p.is_empty() {
-                return false;
-            }
-            if let Ok(i) = map.find(&key) {
+            if let Ok(i) = map.find(key) {
                 map.0.remove(i);
             }
             true
         }
-        Kind::Snapshot => {
-            let mut fresh = MetaMap::new();
-            let Some(count) = take(&mut p, 4) else {
-                return false;
-            };
-            let count = u32::from_le_bytes([count[0], count[1], count[2], count[3]]);
-            for _ in 0..count {
-                let Some(klen) = take(&mut p, 1) else {
-                    return false;
-                };
-                let Some(vlen) = take(&mut p, 4) else {
-                    return false;
-                };
-                let vlen = u32::from_le_bytes([vlen[0], vlen[1], vlen[2], vlen[3]]) as usize;
-                let Some(key) = take(&mut p, klen[0] as usize) else {
-                    return false;
-                };
-                let Some(value) = take(&mut p, vlen) else {
-                    return false;
-                };
-                fresh.insert(key, value.to_vec());
+        Kind::Snapshot => match snapshot(p) {
+            Some(fresh) => {
+                *map = fresh;
+                true
             }
-            if !p.is_empty() {
-                return false;
-            }
-            *map = fresh;
-            true
-        }
+            None => false,
+        },
         _ => false,
     }
+}
+
+/// The map a SNAPSHOT payload holds: a count, then per key its length
+/// byte, the value's length (u32), the key and the value; `None` if
+/// malformed (short, or bytes left over).
+fn snapshot(mut p: &[u8]) -> Option<MetaMap> {
+    let count = take_u32(&mut p)?;
+    let mut fresh = MetaMap::new();
+    for _ in 0..count {
+        let klen = take(&mut p, 1)?[0] as usize;
+        let vlen = take_u32(&mut p)? as usize;
+        let key = take(&mut p, klen)?.to_vec();
+        let value = take(&mut p, vlen)?.to_vec();
+        fresh.insert_vec(key, value);
+    }
+    p.is_empty().then_some(fresh)
 }
 
 #[cfg(test)]
@@ -170,7 +174,29 @@ mod tests {
         assert_eq!(back, m);
         assert!(!apply(&mut back, Kind::Snapshot, &s[..s.len() - 1]));
         assert!(!apply(&mut back, Kind::Set, &[5, b'a']));
+        // Bytes after a REMOVE's key, or after a snapshot's last value, or a
+        // count above the keys present: malformed, the map is untouched.
+        assert!(!apply(
+            &mut back,
+            Kind::Remove,
+            &[4, b't', b'e', b'r', b'm', 0]
+        ));
+        let mut long = s.clone();
+        long.push(0);
+        assert!(!apply(&mut back, Kind::Snapshot, &long));
+        let mut more = s.clone();
+        more[0] += 1;
+        assert!(!apply(&mut back, Kind::Snapshot, &more));
+        assert_eq!(back, m);
         assert!(apply(&mut back, Kind::Remove, &[4, b't', b'e', b'r', b'm']));
         assert!(back.get("term").is_none());
+        assert!(apply(&mut back, Kind::Remove, &[4, b't', b'e', b'r', b'm']));
+        assert!(apply(
+            &mut back,
+            Kind::Set,
+            &[4, b't', b'e', b'r', b'm', b'9']
+        ));
+        assert_eq!(back.get("term").map(|v| &v[..]), Some(&b"9"[..]));
+        assert!(!apply(&mut back, Kind::Mark, &[]));
     }
 }

@@ -159,9 +159,9 @@ fn read_headers<D: BlockDevice>(
     // the corrected seq: a header torn by a crash has none.
     let mut kept = Vec::new();
     for (b, d) in core::mem::take(&mut hs.damaged) {
-        let s = scan::scan(dev, rd, g, b, d.seq, false, |_, _, _| false)?;
-        let first = scan::find_valid_after(dev, rd, g, b, d.seq, s.end as usize, false)?;
-        if first.at == Some(header_area(g) as u32) {
+        let at = header_area(g);
+        let first = scan::find_valid_after(dev, rd, g, b, d.seq, at, false)?;
+        if first.at == Some(at as u32) {
             hs.max_seq = hs.max_seq.max(d.seq);
             kept.push((b, d));
         }
@@ -178,7 +178,7 @@ fn load_meta<D: BlockDevice>(
     hs: &Headers,
     rep: &mut RecoveryReport,
 ) -> Result<(MetaMap, Option<MetaBlock>, bool), Error<D::Error>> {
-    let salvage = rep.mode == RecoveryMode::Salvage;
+    let salvage = rep.mode.salvaging();
     let mut metas: Vec<(u64, u32)> = hs
         .headers
         .iter()
@@ -523,7 +523,7 @@ fn damaged_headers<E>(
     let mut cut = false;
     for &(b, d) in &hs.damaged {
         if d.kind == kind && d.seq > newest {
-            if rep.mode == RecoveryMode::Strict {
+            if !rep.mode.salvaging() {
                 return Err(corrupt(b, 0, what));
             }
             rep.cuts.push(Cut {
@@ -550,7 +550,7 @@ fn walk_from<D: BlockDevice>(
     salvaged_head: bool,
     rep: &mut RecoveryReport,
 ) -> Result<Result<Walked, Restart>, Error<D::Error>> {
-    let salvage = rep.mode == RecoveryMode::Salvage;
+    let salvage = rep.mode.salvaging();
     let count = g.block_count as usize;
     let mut chain: Vec<LogBlock> = Vec::new();
     let mut cur = head;

@@ -12,8 +12,18 @@ pub enum RecoveryMode {
     #[default]
     Strict,
     /// Opens the longest intact prefix, durably cuts off the rest before the
-    /// open returns, and reports exactly what was dropped.
+    /// open returns, and reports exactly what was dropped. Needs the
+    /// `salvage` feature (default); without it the open returns
+    /// [`crate::Error::Unsupported`].
     Salvage,
+}
+
+impl RecoveryMode {
+    /// Salvage, in a build that has it: constant `false` without the
+    /// feature, so the salvage paths of recovery are not compiled in.
+    pub(crate) fn salvaging(self) -> bool {
+        cfg!(feature = "salvage") && self == RecoveryMode::Salvage
+    }
 }
 
 /// One piece of corruption that salvage cut off.

@@ -108,6 +108,11 @@ impl<D: BlockDevice> Wal<D> {
     /// [`Wal::recovery_report`] says exactly what was dropped (what a
     /// `blockwal salvage` command calls).
     pub fn open_mode(mut device: D, opts: WalOptions, mode: RecoveryMode) -> Res<Self, D> {
+        if mode == RecoveryMode::Salvage && !mode.salvaging() {
+            return Err(Error::Unsupported(
+                "salvage: build blockwal with the `salvage` feature",
+            ));
+        }
         let geo = device.geometry();
         geo.validate().map_err(Error::Geometry)?;
         let p = geo.program_size as usize;
@@ -184,7 +189,7 @@ impl<D: BlockDevice> Wal<D> {
             })
             .map(|c| c.block)
             .collect();
-        if !damaged.is_empty() {
+        if cfg!(feature = "salvage") && !damaged.is_empty() {
             wal.scrub_headers(&damaged)?;
         }
         if log_cut {

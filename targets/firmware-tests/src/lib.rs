@@ -130,14 +130,69 @@ pub fn run_firmware(host: &dyn Host, workload: Workload) -> ! {
 
     let before = heap_used();
     reset_heap_peak();
+    let top = paint_stack();
     let ok = workload(&mut flash);
+    let stack = stack_used(top);
     let peak = heap_peak().saturating_sub(before);
     say!(host, "workload heap peak bytes: {}", peak);
-    host.exit(driver_ok && ok)
+    match stack {
+        Some(n) => say!(host, "workload stack peak bytes: {}", n),
+        None => say!(host, "workload stack peak bytes: over {}", STACK_PROBE),
+    }
+    host.exit(driver_ok && ok && stack.is_some())
+}
+
+/// Bytes of stack below the caller that [`paint_stack`] paints: more than
+/// any workload here needs (both boards have megabytes of RAM under it).
+pub const STACK_PROBE: usize = 64 << 10;
+
+/// Bytes just below `paint_stack`'s own local left unpainted: the rest of
+/// its frame may live there while it paints. Counted as used, so the figure
+/// is an upper bound, at most this much high.
+const STACK_GUARD: usize = 64;
+
+/// What unused stack holds.
+const PAINT: u32 = 0xC0DE_57AC;
+
+/// Paints the `STACK_PROBE` bytes of stack below the caller's frame (less
+/// `STACK_GUARD`) and returns the top of the painted area; call
+/// [`stack_used`] with it after the code to measure.
+#[inline(never)]
+pub fn paint_stack() -> usize {
+    let marker = 0u8;
+    let top = (core::ptr::addr_of!(marker) as usize - STACK_GUARD) & !3;
+    let mut at = top - STACK_PROBE;
+    while at < top {
+        // SAFETY: [top - STACK_PROBE, top) is stack below every live frame
+        // (the guard covers this one): no Rust object lives there, and
+        // nothing but this code runs (no interrupts are enabled).
+        unsafe { (at as *mut u32).write_volatile(PAINT) };
+        at += 4;
+    }
+    top
+}
+
+/// Most stack bytes used below `top` since [`paint_stack`] returned it
+/// (counted from the lowest word whose paint was overwritten, plus the
+/// guard); `None` if even the lowest painted word was overwritten.
+pub fn stack_used(top: usize) -> Option<usize> {
+    let mut at = top - STACK_PROBE;
+    while at < top {
+        // SAFETY: as in `paint_stack`; this reads the words it wrote, below
+        // the current frame.
+        if unsafe { (at as *const u32).read_volatile() } != PAINT {
+            break;
+        }
+        at += 4;
+    }
+    (at > top - STACK_PROBE).then(|| top - at + STACK_GUARD)
 }
 
 /// The `wal` firmware's workload: the whole Raft-log API a node needs (open,
 /// append, sync, truncate, compact, metadata, reads, reopen) on [`Flash`].
+/// Never inlined: in `run_firmware`'s frame its locals would sit above the
+/// painted stack and go uncounted.
+#[inline(never)]
 pub fn raft_node(flash: &mut Flash) -> bool {
     let Ok(dev) = FlashDevice::new(flash, 0, (FLASH_SECTORS * 4096) as u32) else {
         return false;

@@ -347,6 +347,47 @@ fn bad_partitions(_: &dyn Host) -> Outcome {
     Ok(())
 }
 
+/// These builds leave out the `salvage` feature (it is what the size figures
+/// measure): a salvage open is refused with `Unsupported` and leaves the
+/// flash as it was; a strict open still reads the log.
+fn salvage_left_out(_: &dyn Host) -> Outcome {
+    use blockwal::{Error, RecoveryMode, WalOptions};
+    let mut flash = RamFlash::<4, 4096>::new(8 * 4096).map_err(|e| format!("{e}"))?;
+    type Flash4k = RamFlash<4, 4096>;
+    fn part(f: &mut Flash4k) -> Result<FlashDevice<&mut Flash4k>, String> {
+        FlashDevice::new(f, 0, 8 * 4096).map_err(|e| format!("{e}"))
+    }
+    let mut wal = Wal::open(part(&mut flash)?).map_err(|e| format!("{e}"))?;
+    for i in 1..=5 {
+        wal.append(i, &entry(i, 4096)).map_err(|e| format!("{e}"))?;
+    }
+    wal.sync().map_err(|e| format!("{e}"))?;
+    drop(wal);
+    let before = flash.image().to_vec();
+    let Err(e) = Wal::open_mode(
+        part(&mut flash)?,
+        WalOptions::small(),
+        RecoveryMode::Salvage,
+    ) else {
+        return Err(String::from("a salvage open succeeded without the feature"));
+    };
+    ensure!(matches!(e, Error::Unsupported(_)), "salvage open: {e}");
+    ensure!(
+        format!("{e}").contains("salvage"),
+        "the error does not name the feature: {e}"
+    );
+    ensure!(
+        flash.image() == &before[..],
+        "the refused open wrote to flash"
+    );
+    let wal = Wal::open(part(&mut flash)?).map_err(|e| format!("strict open: {e}"))?;
+    ensure!(
+        wal.last_index() == Some(5) && wal.get(3).is_some_and(|d| d[..] == entry(3, 4096)[..]),
+        "the log changed"
+    );
+    Ok(())
+}
+
 /// The one-format workload (tests/one_format/workload.rs) on the workload's
 /// flash shape; the image is checked here after a reopen, then written to
 /// the host file `image_file` for Linux to compare byte for byte.
@@ -384,6 +425,7 @@ pub fn run_tests(host: &dyn Host, arch: &str, image_file: &str) -> bool {
     t.run("flash_rules_w32_e131072_r4", flash_rules::<32, 131072, 4>);
     t.run("flash_rules_w4_e256_r64", flash_rules::<4, 256, 64>);
     t.run("bad_partitions", bad_partitions);
+    t.run("salvage_left_out", salvage_left_out);
     t.run("wal_on_flash_w1_e256", wal_on_flash::<1, 256>);
     t.run("wal_on_flash_w4_e4096", wal_on_flash::<4, 4096>);
     t.run("wal_on_flash_w8_e2048", wal_on_flash::<8, 2048>);
