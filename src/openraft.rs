@@ -94,7 +94,8 @@ type StoreResult<T, C> = Result<T, StorageError<NodeIdOf<C>>>;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CommittedMode {
     /// Durable when `save_committed` returns (one metadata write each time
-    /// the commit index moves).
+    /// the commit index moves, sharing the sync of staged entries, else
+    /// one sync of its own).
     #[default]
     Durable,
     /// `save_committed` returns at once; the flusher writes the newest value
@@ -422,12 +423,18 @@ where
         let r = moved.and_then(|()| match self.writable() {
             Err(_) => Err(self.failed.clone().unwrap_or_default()),
             Ok(()) if with_c => match self.wal.flush() {
+                // The committed id rides on the entries' sync: a hint needs
+                // no sync (nor MARK) of its own.
                 Ok(()) => match encode(&self.committed) {
-                    Ok(bytes) => self.wal.set_meta(COMMITTED_KEY, &bytes).map_err(|e| {
-                        self.fail(alloc::format!(
-                            "sync with metadata `{COMMITTED_KEY}` failed: {e}"
-                        ))
-                    }),
+                    Ok(bytes) => self
+                        .wal
+                        .set_meta_deferred(COMMITTED_KEY, &bytes)
+                        .and_then(|()| self.wal.sync())
+                        .map_err(|e| {
+                            self.fail(alloc::format!(
+                                "sync with metadata `{COMMITTED_KEY}` failed: {e}"
+                            ))
+                        }),
                     Err(e) => Err(self.fail(alloc::format!("metadata `{COMMITTED_KEY}`: {e}"))),
                 },
                 Err(e) => Err(self.fail(alloc::format!("sync failed: {e}"))),
@@ -478,9 +485,23 @@ where
             })
     }
 
+    /// Writes the committed id alone: one sync (a hint needs no MARK,
+    /// see [`Wal::set_meta_deferred`]).
     fn persist_committed(&mut self) -> StoreResult<(), C> {
-        let c = self.committed.clone();
-        self.save_meta(COMMITTED_KEY, &c, ErrorSubject::Store)?;
+        let bytes = encode(&self.committed).map_err(|e| {
+            sto_err::<C>(
+                ErrorSubject::Store,
+                ErrorVerb::Write,
+                alloc::format!("metadata `{COMMITTED_KEY}`: {e}"),
+            )
+        })?;
+        self.wal
+            .set_meta_deferred(COMMITTED_KEY, &bytes)
+            .and_then(|()| self.wal.sync())
+            .map_err(|e| {
+                let why = self.fail(alloc::format!("writing metadata `{COMMITTED_KEY}`: {e}"));
+                sto_err::<C>(ErrorSubject::Store, ErrorVerb::Write, why)
+            })?;
         self.committed_dirty = false;
         Ok(())
     }

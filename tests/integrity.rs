@@ -355,3 +355,77 @@ fn torn_header_is_not_a_version_1_log() {
         Ok(_) => panic!("a version 1 log opened"),
     }
 }
+
+/// `set_meta_deferred` costs no sync of its own and rides on the next one
+/// (one sync where `set_meta` takes two: record, then MARK); a power cut
+/// before that sync keeps the old value, after it the new one, and a
+/// durable change after it is not mistaken for corruption.
+#[test]
+fn deferred_meta_rides_on_the_next_sync() {
+    use blockwal::{CutPlan, SimDevice, SimOpKind, SimOptions};
+    // Device syncs of one session (open, `f`, close) on `d`.
+    fn run(d: SimDevice, f: impl FnOnce(&mut Wal<SimDevice>)) -> (u64, SimDevice) {
+        let before = d.count(SimOpKind::Sync);
+        let mut w = Wal::open(d).unwrap();
+        f(&mut w);
+        let d = w.into_device();
+        (d.count(SimOpKind::Sync) - before, d)
+    }
+    // A reopened file's meta block takes no appends (its tail is unknown):
+    // a session's first change starts a new one. The syncs `f` costs after
+    // such a warm-up change: a session with it less one without.
+    fn session(d: SimDevice, f: impl FnOnce(&mut Wal<SimDevice>)) -> (u64, SimDevice) {
+        let warm = |w: &mut Wal<SimDevice>| w.set_meta("warm", b"").unwrap();
+        let (base, d) = run(d, warm);
+        let (all, d) = run(d, |w| {
+            warm(w);
+            f(w);
+        });
+        (all - base, d)
+    }
+    let mut w = Wal::open(SimDevice::new(SimOptions::new(FILE))).unwrap();
+    w.set_meta("c", b"old").unwrap();
+    w.set_meta("vote", b"v0").unwrap();
+    let d = w.into_device();
+    let (one, d) = session(d, |w| w.set_meta("vote", b"v1").unwrap());
+    let (two, d) = session(d, |w| {
+        w.set_meta("vote", b"v1").unwrap();
+        w.set_meta("vote", b"v1").unwrap();
+    });
+    assert_eq!(
+        two - one,
+        2,
+        "a durable set: the record's sync, then the MARK's"
+    );
+    let (plain, d) = session(d, |w| {
+        w.append(1, b"entry").unwrap();
+        w.sync().unwrap();
+    });
+    let (riding, d) = session(d, |w| {
+        w.append(2, b"entry").unwrap();
+        w.set_meta_deferred("c", b"new").unwrap();
+        w.sync().unwrap();
+    });
+    assert_eq!(riding, plain, "the entry's sync carries the deferred set");
+    let w = Wal::open(d.after_crash(&CutPlan::LOSE_UNSYNCED)).unwrap();
+    assert_eq!(w.get_meta("c"), Some(&b"new"[..]));
+
+    // Cut before any sync: the old value survives.
+    let (zero, _) = run(d.clone(), |w| w.set_meta("warm", b"").unwrap());
+    let (none, d) = run(d, |w| {
+        w.set_meta("warm", b"").unwrap();
+        w.set_meta_deferred("c", b"lost").unwrap();
+        assert_eq!(w.get_meta("c"), Some(&b"lost"[..]));
+    });
+    assert_eq!(none, zero, "a deferred set syncs nothing");
+    let mut w = Wal::open(d.after_crash(&CutPlan::LOSE_UNSYNCED)).unwrap();
+    assert_eq!(w.get_meta("c"), Some(&b"new"[..]));
+    assert_eq!(w.get_meta("vote"), Some(&b"v1"[..]));
+    // A deferred set, then a durable one: both survive, nothing is corrupt.
+    w.set_meta_deferred("c", b"third").unwrap();
+    w.set_meta("vote", b"v2").unwrap();
+    let d = w.into_device();
+    let w = Wal::open(d.after_crash(&CutPlan::LOSE_UNSYNCED)).unwrap();
+    assert_eq!(w.get_meta("c"), Some(&b"third"[..]));
+    assert_eq!(w.get_meta("vote"), Some(&b"v2"[..]));
+}

@@ -35,6 +35,11 @@ impl<D: BlockDevice> Wal<D> {
             Ok(()) => {
                 self.undurable.clear();
                 self.undurable_header = None;
+                // A deferred meta record is durable now: the next one may
+                // say so (`SYNCED`).
+                if let Some(m) = self.meta_block.as_mut() {
+                    m.synced = true;
+                }
                 Ok(())
             }
             Err(e) => Err(self.sync_failed(e)),

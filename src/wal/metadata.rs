@@ -17,11 +17,29 @@ impl<D: BlockDevice> Wal<D> {
     /// Sets a metadata key (durable on return; after a crash the key holds
     /// its old or its new value).
     pub fn set_meta(&mut self, key: &str, value: &[u8]) -> Res<(), D> {
+        self.set_meta_with(key, value, true)
+    }
+
+    /// Sets a metadata key without a sync of its own: the change is written
+    /// now and becomes durable with the log's next sync ([`Wal::sync`], or
+    /// any durable change). For values that may lag behind after a crash,
+    /// such as openraft's committed log id, never for term or vote: until
+    /// that sync a crash keeps the old value, and until a later metadata
+    /// change follows it the record is in the residual window (FORMAT.md):
+    /// a flipped bit in it reverts the key instead of failing the open.
+    /// [`Wal::set_meta`] costs two syncs (the record, then its MARK); this
+    /// costs none when it rides on an append's sync.
+    pub fn set_meta_deferred(&mut self, key: &str, value: &[u8]) -> Res<(), D> {
+        self.set_meta_with(key, value, false)
+    }
+
+    fn set_meta_with(&mut self, key: &str, value: &[u8], durable: bool) -> Res<(), D> {
         self.writable()?;
         self.check_meta(key, value)?;
         let klen = [key.len() as u8];
         let old = self.meta.insert(String::from(key), value.to_vec());
-        let r = self.meta_record(Kind::Set, &meta::set_payload(&klen, key, value));
+        let payload = meta::set_payload(&klen, key, value);
+        let r = self.meta_record(Kind::Set, &payload, durable);
         if r.is_err() {
             match old {
                 Some(v) => self.meta.insert(String::from(key), v),
@@ -38,7 +56,7 @@ impl<D: BlockDevice> Wal<D> {
             return Ok(());
         };
         let klen = [key.len() as u8];
-        let r = self.meta_record(Kind::Remove, &[&klen, key.as_bytes()]);
+        let r = self.meta_record(Kind::Remove, &[&klen, key.as_bytes()], true);
         if r.is_err() {
             self.meta.insert(String::from(key), old);
         }
@@ -84,8 +102,10 @@ impl<D: BlockDevice> Wal<D> {
 
     /// Writes a meta record for the change already applied to `self.meta`
     /// (within the limits `check_meta` enforces): appended to the meta
-    /// block when it fits, else a fresh snapshot block.
-    fn meta_record(&mut self, kind: Kind, payload: &[&[u8]]) -> Res<(), D> {
+    /// block when it fits (`durable`: synced, then marked; else programmed
+    /// only, for the next sync to cover), else a fresh snapshot block
+    /// (always durable).
+    fn meta_record(&mut self, kind: Kind, payload: &[&[u8]], durable: bool) -> Res<(), D> {
         let bs = self.geo.block_size as usize;
         let len: usize = payload.iter().map(|s| s.len()).sum();
         let span = format::round_up(REC_LEN + len, self.p);
@@ -96,11 +116,16 @@ impl<D: BlockDevice> Wal<D> {
             .filter(|mb| mb.appendable && mb.cursor as usize + span + mark <= bs)
         {
             self.meta_write(mb.block, mb.cursor, mb.seq, kind, mb.synced, payload)?;
+            if durable {
+                self.dev_sync()?;
+            }
             if let Some(m) = self.meta_block.as_mut() {
                 m.cursor += span as u32;
-                m.synced = true;
+                // Not synced yet: the next record must not claim that its
+                // predecessor was (a sync sets it, see `dev_sync`).
+                m.synced = durable;
             }
-            return self.meta_mark();
+            return if durable { self.meta_mark() } else { Ok(()) };
         }
         self.meta_snapshot()
     }
@@ -113,6 +138,7 @@ impl<D: BlockDevice> Wal<D> {
             return Ok(());
         };
         let span = self.meta_write(mb.block, mb.cursor, mb.seq, Kind::Mark, true, &[])?;
+        self.dev_sync()?;
         if let Some(m) = self.meta_block.as_mut() {
             m.cursor += span as u32;
         }
@@ -151,6 +177,7 @@ impl<D: BlockDevice> Wal<D> {
             true,
             &[&snapshot],
         )?;
+        self.dev_sync()?;
         let old = self.meta_block.replace(MetaBlock {
             block,
             seq,
@@ -166,8 +193,9 @@ impl<D: BlockDevice> Wal<D> {
     }
 
     /// Encodes one meta record at `cursor` in meta block `block` (of
-    /// `seq`), programs it and syncs: every meta record is durable before
-    /// the next is written. Returns the bytes it took.
+    /// `seq`) and programs it; the caller syncs (or leaves it to the next
+    /// sync: `synced` says whether everything before it is durable).
+    /// Returns the bytes it took.
     fn meta_write(
         &mut self,
         block: u32,
@@ -181,7 +209,6 @@ impl<D: BlockDevice> Wal<D> {
         format::push_record(&mut buf, self.p, seq, kind, synced, 0, payload);
         let at = self.geo.block_offset(block) + u64::from(cursor);
         self.dev_program(at, &buf)?;
-        self.dev_sync()?;
         Ok(buf.len())
     }
 }

@@ -23,7 +23,7 @@
 
 pub mod fuzz;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{Hash, Hasher};
 
 use blockwal::{
@@ -54,6 +54,9 @@ pub enum Op {
     SetMeta(u8, usize),
     /// `remove_meta("k{n % 4}")`.
     RemoveMeta(u8),
+    /// `set_meta_deferred("k{n % 4}", value of this many bytes)`: durable
+    /// with the next sync.
+    SetMetaDeferred(u8, usize),
     /// Drop the `Wal` (nothing flushed) and open the device again.
     Reopen,
 }
@@ -173,6 +176,8 @@ pub enum Effect {
     Compact(u64),
     /// A key set (`Some`) or removed (`None`).
     Meta(String, Option<Vec<u8>>),
+    /// A key set without a sync (`set_meta_deferred`).
+    MetaDeferred(String, Vec<u8>),
     /// A clean open (or reopen) showed this.
     Open(View),
 }
@@ -202,6 +207,9 @@ pub struct State {
     pub floor: u64,
     /// Values each key may hold (`None`: absent).
     pub meta: BTreeMap<String, Vec<Option<Vec<u8>>>>,
+    /// Keys set deferred since the last sync: their newest value is the
+    /// last of `meta[k]`, the older ones stay allowed until a sync.
+    pub pending: BTreeSet<String>,
 }
 
 impl State {
@@ -221,6 +229,7 @@ impl State {
                 .iter()
                 .map(|(k, d)| (k.clone(), vec![Some(d.clone())]))
                 .collect(),
+            pending: BTreeSet::new(),
         }
     }
 
@@ -233,7 +242,10 @@ impl State {
                     self.allowed.entry(*i).or_default().push(d.clone());
                 }
             }
-            Effect::Sync => self.required = self.cur.clone(),
+            Effect::Sync => {
+                self.required = self.cur.clone();
+                self.settle_meta();
+            }
             Effect::Flush | Effect::Nothing => {}
             Effect::Truncate(t) => {
                 self.cur.split_off(t);
@@ -248,7 +260,16 @@ impl State {
                 self.floor = self.floor.max(keep);
             }
             Effect::Meta(k, v) => {
+                // Its sync made every deferred change durable too.
+                self.settle_meta();
                 self.meta.insert(k.clone(), vec![v.clone()]);
+            }
+            Effect::MetaDeferred(k, v) => {
+                self.meta
+                    .entry(k.clone())
+                    .or_insert_with(|| vec![None])
+                    .push(Some(v.clone()));
+                self.pending.insert(k.clone());
             }
             Effect::Open(v) => {
                 // A clean reopen shows the log as it is on the device; entries
@@ -256,6 +277,16 @@ impl State {
                 let next = v.next.unwrap_or(0);
                 self.allowed.split_off(&next);
                 self.cur = v.entries.clone();
+            }
+        }
+    }
+
+    /// A sync returned: each deferred key now holds its newest value.
+    fn settle_meta(&mut self) {
+        for k in core::mem::take(&mut self.pending) {
+            if let Some(vs) = self.meta.get_mut(&k) {
+                let newest = vs.pop().flatten();
+                *vs = vec![newest];
             }
         }
     }
@@ -279,6 +310,12 @@ impl State {
                     .entry(k.clone())
                     .or_insert_with(|| vec![None])
                     .push(v.clone());
+            }
+            Effect::MetaDeferred(k, v) => {
+                self.meta
+                    .entry(k.clone())
+                    .or_insert_with(|| vec![None])
+                    .push(Some(v.clone()));
             }
             Effect::Sync | Effect::Flush | Effect::Nothing | Effect::Open(_) => {}
         }
@@ -500,6 +537,14 @@ pub fn record(
                 (w.set_meta(&key(*k), &d), Effect::Meta(key(*k), Some(d)))
             }
             Op::RemoveMeta(k) => (w.remove_meta(&key(*k)), Effect::Meta(key(*k), None)),
+            Op::SetMetaDeferred(k, len) => {
+                gen += 1;
+                let d = payload(gen, 0, *len);
+                (
+                    w.set_meta_deferred(&key(*k), &d),
+                    Effect::MetaDeferred(key(*k), d),
+                )
+            }
             Op::Reopen => {
                 let dev = w.into_device();
                 let mut spare = dev.clone();
@@ -533,7 +578,9 @@ pub fn record(
                     effect,
                 });
             }
-            Err(Error::MetaTooLarge { .. }) if matches!(op, Op::SetMeta(..)) => {
+            Err(Error::MetaTooLarge { .. })
+                if matches!(op, Op::SetMeta(..) | Op::SetMetaDeferred(..)) =>
+            {
                 calls.push(Call {
                     start,
                     end: Some(mon.ops()),
@@ -693,7 +740,8 @@ pub fn gen_ops(seed: u64, n: usize, block_size: u32) -> Vec<Op> {
             60..=63 => Op::Flush,
             64..=70 => Op::Truncate(r.below(1000) as u16),
             71..=78 => Op::Compact(r.below(1000) as u16),
-            79..=88 => Op::SetMeta(r.below(4) as u8, r.below(bs / 6) as usize),
+            79..=85 => Op::SetMeta(r.below(4) as u8, r.below(bs / 6) as usize),
+            86..=88 => Op::SetMetaDeferred(r.below(4) as u8, r.below(bs / 6) as usize),
             89..=92 => Op::RemoveMeta(r.below(4) as u8),
             _ => Op::Reopen,
         })
