@@ -32,10 +32,10 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Rounds; each round runs every store once, in a rotating order.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 10)]
     rounds: usize,
     /// Seconds each client count runs for.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 2.0)]
     secs: f64,
     /// Writes per client instead of a duration (for checks, not for figures).
     #[arg(long)]
@@ -209,22 +209,21 @@ fn main() -> Result<(), BoxErr> {
 
     let mut samples: std::collections::BTreeMap<(Store, usize), Samples> = Default::default();
     let mut raw: Vec<(f64, f64)> = Vec::new();
-    let syncs = if a.quick { 50 } else { 200 };
+    let syncs = if a.quick { 20 } else { 50 };
     let outcome = rt.block_on(async {
         for round in 0..a.rounds {
-            let (p50, p99) = raw_sync::probe(&root, syncs)?;
-            println!(
-                "round {round} raw 128 B pwrite + fdatasync: p50 {p50:.0} us, p99 {p99:.0} us"
-            );
-            raw.push((p50, p99));
             for k in 0..a.stores.len() {
                 let store = a.stores[(round + k) % a.stores.len()];
+                // The disk's flush latency drifts (other tenants): probe it
+                // next to every cluster run.
+                let (p50, p99) = raw_sync::probe(&root, syncs)?;
+                raw.push((p50, p99));
                 let dir = root.join(format!("r{round}-{store:?}"));
                 let res = run_store(store, &dir, &phases).await?;
                 // Every acknowledged write must be applied on every node.
                 let ok = res.applied.iter().all(|&n| n == res.acked);
                 println!(
-                    "round {round} {:<26} acked {} writes; applied per node {:?}: {}",
+                    "round {round} {:<28} acked {} writes; applied per node {:?}: {} (raw fdatasync p50 {p50:.0} us)",
                     store.label(),
                     res.acked,
                     res.applied,
@@ -256,7 +255,7 @@ fn main() -> Result<(), BoxErr> {
     print_table(&a.stores, &a.clients, &mut samples);
     let (mut p50s, mut p99s): (Vec<f64>, Vec<f64>) = raw.into_iter().unzip();
     println!(
-        "\nthe disk itself (no Raft): 128 B pwrite + fdatasync into a written file, p50 {:.0} µs, p99 {:.0} µs",
+        "\nthe disk itself, probed before every cluster run (no Raft): 128 B pwrite + fdatasync into a written file, median p50 {:.0} µs, median p99 {:.0} µs",
         median(&mut p50s),
         median(&mut p99s)
     );
