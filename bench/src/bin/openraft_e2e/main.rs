@@ -136,6 +136,7 @@ fn check_disk(dir: &Path) {
     #[cfg(target_os = "linux")]
     if let Ok(st) = rustix::fs::statfs(dir) {
         const TMPFS_MAGIC: i64 = 0x0102_1994;
+        #[allow(clippy::unnecessary_cast)] // f_type's integer type differs between targets
         if st.f_type as i64 == TMPFS_MAGIC {
             eprintln!(
                 "warning: {} is on tmpfs; fsync costs nothing there (pass --dir on a real disk)",
