@@ -263,6 +263,16 @@ fn main() -> Result<(), BoxErr> {
     Ok(())
 }
 
+/// A ratio to two significant digits (durable stores run at a few tenths of
+/// a percent of the in-memory rate, which `0.00×` would hide).
+fn ratio(r: f64) -> String {
+    if !r.is_finite() || r <= 0.0 {
+        return "–".into();
+    }
+    let decimals = (1.0 - r.log10().floor()).clamp(0.0, 6.0) as usize;
+    format!("{r:.decimals$}×")
+}
+
 fn report_phase(p: &PhaseResult) {
     println!(
         "    {:>3} clients: {:>6} writes in {:.2} s = {:>8.0} writes/s, p50 {:>7.0} us, p99 {:>7.0} us",
@@ -297,7 +307,7 @@ fn print_table(
                 continue;
             };
             let (rr, pr) = match base {
-                Some((br, _, bp)) => (format!("{:.2}×", rate / br), format!("{:.1}×", p99 / bp)),
+                Some((br, _, bp)) => (ratio(rate / br), ratio(p99 / bp)),
                 None => ("–".into(), "–".into()),
             };
             println!(
