@@ -33,33 +33,48 @@ pub type BoxErr = Box<dyn std::error::Error + Send + Sync>;
 
 // ----- the state machine: counts applied commands ---------------------------
 
-/// Last applied log id, last membership, commands applied.
-type SmState = (
-    Option<LogId<NodeId>>,
-    StoredMembership<NodeId, BasicNode>,
-    u64,
-);
-
+/// What a node's state machine holds.
 #[derive(Clone, Default)]
-struct Sm(Arc<Mutex<SmState>>);
+struct SmState {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+    /// Commands applied (the whole application state).
+    count: u64,
+    /// The last snapshot built or installed: its meta and its count.
+    snapshot: Option<(SnapshotMeta<NodeId, BasicNode>, u64)>,
+}
+
+/// The state machine; clones share it (the test reads the count through one).
+#[derive(Clone, Default)]
+pub struct Sm(Arc<Mutex<SmState>>);
 
 impl Sm {
     fn lock(&self) -> MutexGuard<'_, SmState> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+    /// Commands applied so far.
+    pub fn count(&self) -> u64 {
+        self.lock().count
+    }
+}
+
+fn snapshot_of(meta: SnapshotMeta<NodeId, BasicNode>, count: u64) -> Snapshot<Tc> {
+    Snapshot {
+        meta,
+        snapshot: Box::new(Cursor::new(count.to_le_bytes().to_vec())),
+    }
 }
 
 impl RaftSnapshotBuilder<Tc> for Sm {
     async fn build_snapshot(&mut self) -> Result<Snapshot<Tc>, StoreErr> {
-        let (last, membership, count) = self.lock().clone();
-        Ok(Snapshot {
-            meta: SnapshotMeta {
-                last_log_id: last,
-                last_membership: membership,
-                snapshot_id: format!("{count}"),
-            },
-            snapshot: Box::new(Cursor::new(count.to_le_bytes().to_vec())),
-        })
+        let mut g = self.lock();
+        let meta = SnapshotMeta {
+            last_log_id: g.last_applied,
+            last_membership: g.membership.clone(),
+            snapshot_id: format!("{}-{}", g.last_applied.map_or(0, |l| l.index), g.count),
+        };
+        g.snapshot = Some((meta.clone(), g.count));
+        Ok(snapshot_of(meta, g.count))
     }
 }
 
@@ -69,7 +84,7 @@ impl RaftStateMachine<Tc> for Sm {
         &mut self,
     ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StoreErr> {
         let g = self.lock();
-        Ok((g.0, g.1.clone()))
+        Ok((g.last_applied, g.membership.clone()))
     }
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<String>, StoreErr>
     where
@@ -79,10 +94,12 @@ impl RaftStateMachine<Tc> for Sm {
         let mut g = self.lock();
         let mut out = Vec::new();
         for e in entries {
-            g.0 = Some(e.log_id);
+            g.last_applied = Some(e.log_id);
             match e.payload {
-                EntryPayload::Membership(m) => g.1 = StoredMembership::new(Some(e.log_id), m),
-                EntryPayload::Normal(_) => g.2 += 1,
+                EntryPayload::Membership(m) => {
+                    g.membership = StoredMembership::new(Some(e.log_id), m)
+                }
+                EntryPayload::Normal(_) => g.count += 1,
                 EntryPayload::Blank => {}
             }
             out.push(String::new());
@@ -111,12 +128,19 @@ impl RaftStateMachine<Tc> for Sm {
                 ))
             }
         };
-        *self.lock() = (meta.last_log_id, meta.last_membership.clone(), count);
+        *self.lock() = SmState {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+            count,
+            snapshot: Some((meta.clone(), count)),
+        };
         Ok(())
     }
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<Tc>>, StoreErr> {
-        // Built on demand: the count is the whole state.
-        Ok(Some(self.build_snapshot().await?))
+        let g = self.lock();
+        Ok(g.snapshot
+            .clone()
+            .map(|(meta, count)| snapshot_of(meta, count)))
     }
 }
 
@@ -325,7 +349,7 @@ async fn load(rafts: &[(Raft<Tc>, NodeId, Sm)], phases: &[Phase]) -> Result<RunR
                 format!("node {id} applied up to the leader"),
             )
             .await?;
-        applied.push(sm.lock().2);
+        applied.push(sm.count());
     }
     Ok(RunResult {
         phases: out,

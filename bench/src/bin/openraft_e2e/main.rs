@@ -15,6 +15,8 @@ mod cluster;
 mod mem_store;
 mod raft_log_store;
 mod raw_sync;
+#[cfg(test)]
+mod suite;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

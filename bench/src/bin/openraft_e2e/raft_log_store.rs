@@ -72,6 +72,16 @@ fn from_rl(id: &RlLogId) -> LogId<NodeId> {
     LogId::new(CommittedLeaderId::new(id.0 .0, id.0 .1), id.1)
 }
 
+/// Removes the entries from `index` on. raft-log's `truncate` names the
+/// entry to keep, which fails when there is none below `index` (a log that
+/// starts above index 0 without a purge); then everything goes.
+fn truncate_at(g: &mut RaftLog<RlTypes>, index: u64) -> io::Result<()> {
+    let start = g.log_state().purged().map_or(0, |p| p.1 + 1);
+    let keeps_prev = index > start && g.read(index - 1, index).next().is_some();
+    g.truncate(if keeps_prev { index } else { start })?;
+    Ok(())
+}
+
 fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: io::Error) -> StoreErr {
     StorageError::from_io_error(subject, verb, e)
 }
@@ -193,8 +203,16 @@ impl RaftLogStorage<Tc> for RaftLogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let mut g = self.lock();
+        // Entries at or below the purged log id are already in the state
+        // machine: openraft's suite hands such entries after it purged up to
+        // the state machine's last applied id; raft-log refuses them.
+        let purged = g.log_state().purged().map(|p| p.1);
         let mut batch = Vec::new();
         for e in entries {
+            if purged.is_some_and(|p| e.log_id.index <= p) {
+                continue;
+            }
             let bytes = postcard::to_allocvec(&e.payload).map_err(|err| {
                 io_err(
                     ErrorSubject::Log(e.log_id),
@@ -204,15 +222,29 @@ impl RaftLogStorage<Tc> for RaftLogStore {
             })?;
             batch.push((to_rl(&e.log_id), bytes));
         }
-        let mut g = self.lock();
+        if batch.is_empty() {
+            drop(g);
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        }
+        // openraft may hand entries that overwrite the tail (its own suite
+        // does); raft-log refuses an index it holds, so cut the tail first,
+        // as a map insert would overwrite it.
+        let first = batch.first().map(|(id, _)| id.1);
+        let last = g.log_state().last().map(|id| id.1);
+        if let (Some(first), Some(last)) = (first, last) {
+            if first <= last {
+                truncate_at(&mut g, first)
+                    .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
+            }
+        }
         g.append(batch)
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
         g.flush(true, Some(Done::Append(callback)))
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))
     }
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StoreErr> {
-        self.lock()
-            .truncate(log_id.index)
+        truncate_at(&mut self.lock(), log_id.index)
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
         self.flush_wait(ErrorSubject::Logs).await
     }
