@@ -57,6 +57,16 @@ impl Reader {
         Ok(&self.buf[..len])
     }
 
+    /// Bytes from `off` on already in the window (0 if `off` is outside it).
+    fn buffered(&self, off: u64) -> usize {
+        let end = self.at + self.buf.len() as u64;
+        if off >= self.at && off < end {
+            (end - off) as usize
+        } else {
+            0
+        }
+    }
+
     /// Reads `buf.len()` bytes at `off` directly (counted).
     pub fn read<D: BlockDevice>(
         &mut self,
@@ -211,7 +221,9 @@ pub(crate) fn find_valid_after<D: BlockDevice>(
     let skip_blank = RecHeader::decode(&[blank; REC_LEN]).is_none();
     while at < bs {
         if skip_blank {
-            let n = (bs - at).min(rd.window);
+            // What the window holds first (no read), else a new window.
+            let held = rd.buffered(base + at as u64);
+            let n = (bs - at).min(if held >= span { held } else { rd.window });
             let chunk = rd.fetch(dev, base + at as u64, n, limit)?;
             let q = chunk.iter().position(|&b| b != blank).unwrap_or(n);
             if q == bs - at {
