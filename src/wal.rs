@@ -12,7 +12,7 @@ use crate::device::{BlockDevice, Geometry};
 use crate::error::MetaLimit;
 use crate::format::{
     self, BlockHeader, Kind, RecHeader, FLAG_CONT, FLAG_TAIL_OPEN, KIND_LOG, KIND_META,
-    MAX_REC_PAYLOAD, REC_LEN, TRAILER_LEN,
+    MAX_REC_PAYLOAD, REC_LEN,
 };
 use crate::index::{self, Loc, LogBlock, MemBlock, TailCache};
 use crate::meta::{self, MetaMap, MAX_KEY_LEN};
@@ -892,7 +892,10 @@ impl<D: BlockDevice> Wal<D> {
                 }
             }
             self.dev_program(at, &bytes)?;
-            self.blocks[i].loc = Loc::Summary { disk_n };
+            self.blocks[i].loc = Loc::Summary {
+                disk_n,
+                table: index::Table::valid(),
+            };
         }
         Ok(())
     }
@@ -1459,15 +1462,11 @@ impl<D: BlockDevice> Wal<D> {
                 let end = m.offsets.get(k + 1).copied().unwrap_or(m.end);
                 Ok((start, end))
             }
-            Loc::Summary { disk_n } => {
-                let bs = u64::from(self.geo.block_size);
-                let tab = bs - TRAILER_LEN as u64 - 4 * (u64::from(*disk_n) + 1);
-                let mut two = [0u8; 8];
-                self.read_at(
-                    self.geo.block_offset(blk.block) + tab + 4 * k as u64,
-                    &mut two,
-                )?;
-                Ok((format::table_at(&two, 0), format::table_at(&two, 1)))
+            // A sealed block's records and summary are on the device, never
+            // in the write buffer.
+            Loc::Summary { disk_n, table } => {
+                let dev = &mut *self.dev.borrow_mut();
+                index::summary_extent(dev, &self.geo, blk, *disk_n, table, k)
             }
         }
     }
