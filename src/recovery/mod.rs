@@ -361,12 +361,14 @@ struct Described {
 }
 
 /// Describes a log block by its summary if trusted, else by scanning it.
-/// `newer_end`: the `prev_end` of the newer block's header (none for the
-/// head). A strict open trusts a summary on its trailer and end when the
-/// end equals `newer_end` (R2 would compare just those): the table is then
-/// checked at the first lookup into the block ([`Table`]), so opening reads
-/// no tables. Otherwise (the head, salvage, an end that differs) the table
-/// is read and checked here, as before.
+/// `lazy_end`: where a strict open may leave the table unread, the
+/// `prev_end` of the newer block's header. The summary is then trusted on
+/// its trailer and end when the end equals it (R2 would compare just those),
+/// and the table is checked at the first lookup into the block ([`Table`]),
+/// so opening reads no tables. Otherwise the table is read and checked here:
+/// the head, salvage, an end that differs, and the block below the head
+/// (whose scan, if its table is bad, may end short and drop a head that
+/// holds no record, R2).
 #[allow(clippy::too_many_arguments)]
 fn describe<D: BlockDevice>(
     dev: &mut D,
@@ -375,17 +377,17 @@ fn describe<D: BlockDevice>(
     block: u32,
     h: &BlockHeader,
     tail: &[u8; TAIL_LEN],
-    newer_end: Option<u32>,
+    head: bool,
+    lazy_end: Option<u32>,
     rep: &mut RecoveryReport,
 ) -> Result<Described, Error<D::Error>> {
     let bs = g.block_size as usize;
     let hdr = header_area(g);
-    let head = newer_end.is_none();
     if let Some(t) = format::decode_trailer(h.seq, &tail[END_LEN..]) {
         let p = g.program_size as usize;
         let end = format::table_at(&tail[..END_LEN], 0);
         let lazy = rep.mode == RecoveryMode::Strict
-            && newer_end == Some(end)
+            && lazy_end == Some(end)
             && format::summary_sane(&t, end, hdr, bs, p);
         let checked = match format::table_offset(bs, hdr, t.count) {
             _ if lazy => Some((end, Table::default())),
@@ -591,8 +593,10 @@ fn walk_from<D: BlockDevice>(
             "chain link to a block without a header",
         ))?;
         rules::header_rule(&h).map_err(|w| corrupt(cur, 0, w))?;
-        let newer_end = newer.as_ref().map(|n| n.prev_end);
-        let mut d = describe(dev, rd, g, cur, &h, &hs.tails[cur as usize], newer_end, rep)?;
+        let is_head = newer.is_none();
+        let lazy_end = newer.filter(|_| chain.len() >= 2).map(|n| n.prev_end);
+        let tail = &hs.tails[cur as usize];
+        let mut d = describe(dev, rd, g, cur, &h, tail, is_head, lazy_end, rep)?;
         // A rule broken between `newer` and this block: corruption, or in
         // salvage mode a cut with this block as the new head.
         let mut verdict: Result<(), &'static str> = Ok(());
