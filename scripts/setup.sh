@@ -11,6 +11,7 @@ command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v qemu-system-riscv32 >/dev/null || need_apt+=(qemu-system-misc)
 command -v wineboot >/dev/null || need_apt+=(wine wine64)
 command -v x86_64-w64-mingw32-gcc >/dev/null || need_apt+=(mingw-w64)
+command -v strace >/dev/null || need_apt+=(strace)
 python3 -c 'import wasmtime' 2>/dev/null || python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"

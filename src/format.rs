@@ -436,6 +436,25 @@ pub(crate) fn table_len(n: u32) -> usize {
     4 * (n as usize + 1)
 }
 
+/// Bytes before the trailer that hold the table's last word, the block's
+/// end: recovery reads them with the trailer ([`summary_sane`]).
+pub(crate) const END_LEN: usize = 4;
+
+/// The checks of a summary that need only its trailer and the block's end
+/// (the table's last word): the trailer's own fields and where the end may
+/// lie. Part of [`summary_trusted`]; recovery trusts a summary on these when
+/// the end also equals the newer block's `prev_end`, and the table is
+/// checked at the first lookup into the block (FORMAT.md, "Summary").
+pub(crate) fn summary_sane(t: &Trailer, end: u32, hdr: usize, block_size: usize, p: usize) -> bool {
+    let end = end as usize;
+    t.flags & !FLAG_TAIL_OPEN == 0
+        && t.next >= u64::from(t.count)
+        && t.low <= t.next
+        && t.floor <= t.next
+        && end >= hdr
+        && end + summary_len(t.count as usize, p) <= block_size
+}
+
 /// A summary is trusted only if everything it describes validates
 /// (FORMAT.md, "Summary"): the table's CRC, offsets increasing from the
 /// header area, the end before the summary area, and sane indices.
@@ -449,19 +468,14 @@ pub(crate) fn summary_trusted(
     p: usize,
 ) -> Option<u32> {
     let n = t.count as usize;
-    if table.len() != 4 * (n + 1)
-        || seeded_crc(seq, table) != t.table_crc
-        || t.flags & !FLAG_TAIL_OPEN != 0
-        || t.next < u64::from(t.count)
-        || t.low > t.next
-        || t.floor > t.next
-    {
+    if table.len() != 4 * (n + 1) || seeded_crc(seq, table) != t.table_crc {
         return None;
     }
-    let end = table_at(table, n) as usize;
-    if end + summary_len(n, p) > block_size || end < hdr {
+    let end = table_at(table, n);
+    if !summary_sane(t, end, hdr, block_size, p) {
         return None;
     }
+    let end = end as usize;
     let mut last = hdr;
     for i in 0..n {
         let off = table_at(table, i) as usize;

@@ -2,14 +2,21 @@
 //! head block and blocks still without a summary), and the bounded tail cache.
 
 use alloc::collections::VecDeque;
+use alloc::vec;
 use alloc::vec::Vec;
+use core::cell::OnceCell;
+
+use crate::device::{BlockDevice, Geometry};
+use crate::format::{self, BlockHeader, FLAG_TAIL_OPEN};
+use crate::recovery::{drop_incomplete, header_area, scan_log, Reader};
+use crate::Error;
 
 /// Where the entry offsets of a block live.
 #[derive(Clone, Debug)]
 pub(crate) enum Loc {
-    /// Sealed with a valid summary holding `disk_n` entries: offsets are read
-    /// from its table at the block's end.
-    Summary { disk_n: u32 },
+    /// Sealed with a summary holding `disk_n` entries: offsets are read from
+    /// its table at the block's end, once `table` is checked.
+    Summary { disk_n: u32, table: Table },
     /// Offsets held in memory: the head, and sealed blocks whose summary is
     /// not written yet. This is the block's own replay (FORMAT.md).
     Mem(MemBlock),
@@ -60,6 +67,122 @@ impl LogBlock {
             }
         }
     }
+}
+
+/// How far a sealed block's summary table is checked. Opening trusts a
+/// summary on its trailer and its end (FORMAT.md, "Summary"), so opening a
+/// big log reads no tables; the table (4 bytes per entry) is checked at the
+/// first lookup into the block.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Table(OnceCell<Checked>);
+
+#[derive(Clone, Debug)]
+enum Checked {
+    /// The table validates: offsets are read from it.
+    Valid,
+    /// It does not, and the block's replay agrees with the trailer: the
+    /// replayed offsets, then the end.
+    Replayed(Vec<u32>),
+    /// It does not, and the replay disagrees with the trailer.
+    Bad,
+}
+
+impl Table {
+    /// A table known to validate (checked at open, or just written).
+    pub(crate) fn valid() -> Self {
+        Table(OnceCell::from(Checked::Valid))
+    }
+}
+
+/// Start and end offsets of entry `k` of `blk`, sealed with a summary of
+/// `disk_n` entries. The first lookup checks the table; one that does not
+/// validate is never read: the block is replayed record by record instead
+/// (FORMAT.md, "Summary"), and the replay must agree with the trailer.
+pub(crate) fn summary_extent<D: BlockDevice>(
+    dev: &mut D,
+    g: &Geometry,
+    blk: &LogBlock,
+    disk_n: u32,
+    table: &Table,
+    k: usize,
+) -> Result<(u32, u32), Error<D::Error>> {
+    let corrupt = |what| Error::Corrupt {
+        block: blk.block,
+        offset: 0,
+        what,
+    };
+    let checked = match table.0.get() {
+        Some(c) => c,
+        None => {
+            let c = check(dev, g, blk, disk_n)?;
+            table.0.get_or_init(|| c)
+        }
+    };
+    match checked {
+        Checked::Valid => {
+            let bs = g.block_size as usize;
+            let tab = format::table_offset(bs, header_area(g), disk_n)
+                .ok_or(corrupt("summary larger than its block"))?;
+            let mut two = [0u8; 8];
+            let at = g.block_offset(blk.block) + (tab + 4 * k) as u64;
+            dev.read(at, &mut two).map_err(Error::Device)?;
+            Ok((format::table_at(&two, 0), format::table_at(&two, 1)))
+        }
+        Checked::Replayed(offsets) => match (offsets.get(k), offsets.get(k + 1)) {
+            (Some(&start), Some(&end)) => Ok((start, end)),
+            _ => Err(corrupt("entry missing from the block's replay")),
+        },
+        Checked::Bad => Err(corrupt(
+            "summary table damaged and the block's records disagree with its trailer",
+        )),
+    }
+}
+
+/// Checks the summary table of `blk`; replays the block if it is invalid.
+fn check<D: BlockDevice>(
+    dev: &mut D,
+    g: &Geometry,
+    blk: &LogBlock,
+    disk_n: u32,
+) -> Result<Checked, Error<D::Error>> {
+    let (bs, hdr) = (g.block_size as usize, header_area(g));
+    let Some(tab_at) = format::table_offset(bs, hdr, disk_n) else {
+        return Ok(Checked::Bad);
+    };
+    let base = g.block_offset(blk.block);
+    let mut summary = vec![0u8; bs - tab_at];
+    dev.read(base + tab_at as u64, &mut summary)
+        .map_err(Error::Device)?;
+    let (table, trailer) = summary.split_at(format::table_len(disk_n));
+    let Some(t) = format::decode_trailer(blk.seq, trailer) else {
+        return Ok(Checked::Bad);
+    };
+    let p = g.program_size as usize;
+    if format::summary_trusted(blk.seq, &t, table, hdr, bs, p).is_some() {
+        return Ok(Checked::Valid);
+    }
+    let mut hb = [0u8; format::HEADER_LEN];
+    dev.read(base, &mut hb).map_err(Error::Device)?;
+    let Some(h) = BlockHeader::decode(&hb).filter(|h| h.seq == blk.seq) else {
+        return Ok(Checked::Bad);
+    };
+    let (mut m, _) = scan_log(dev, &mut Reader::new(64 << 10), g, blk.block, &h, false)?;
+    let tail_open = t.flags & FLAG_TAIL_OPEN != 0;
+    if m.tail_open && !tail_open {
+        // Sealed after recovery dropped its unfinished last entry.
+        drop_incomplete(&mut m);
+    }
+    let agrees = m.next == t.next
+        && m.low == t.low
+        && m.floor == t.floor
+        && m.tail_open == tail_open
+        && m.offsets.len() == disk_n as usize
+        && m.end == format::table_at(table, disk_n as usize);
+    if !agrees {
+        return Ok(Checked::Bad);
+    }
+    m.offsets.push(m.end);
+    Ok(Checked::Replayed(m.offsets))
 }
 
 /// Position of the block holding the start of `index` in `blocks` (sorted

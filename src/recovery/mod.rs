@@ -10,8 +10,8 @@ use alloc::vec::Vec;
 
 use crate::device::{BlockDevice, Geometry};
 use crate::format::{self, BlockHeader, Kind, FLAG_CONT, FLAG_TAIL_OPEN, KIND_LOG, KIND_META};
-use crate::format::{REC_LEN, TRAILER_LEN};
-use crate::index::{Loc, LogBlock};
+use crate::format::{END_LEN, REC_LEN, TRAILER_LEN};
+use crate::index::{Loc, LogBlock, Table};
 use crate::meta::{self, MetaMap};
 use crate::Error;
 
@@ -77,10 +77,14 @@ fn corrupt<E>(block: u32, offset: u32, what: &'static str) -> Error<E> {
     }
 }
 
-/// Step 1's result: every block's header and trailer.
+/// The end of a block as step 1 reads it: the summary table's last word
+/// (the block's end), then the trailer.
+const TAIL_LEN: usize = END_LEN + TRAILER_LEN;
+
+/// Step 1's result: every block's header and the end of every block.
 struct Headers {
     headers: Vec<Option<BlockHeader>>,
-    trailers: Vec<[u8; TRAILER_LEN]>,
+    tails: Vec<[u8; TAIL_LEN]>,
     /// Damaged headers (one bit from valid) whose block holds a record valid
     /// under the corrected `seq`.
     damaged: Vec<(u32, BlockHeader)>,
@@ -97,7 +101,7 @@ fn read_headers<D: BlockDevice>(
     let count = g.block_count as usize;
     let mut hs = Headers {
         headers: Vec::with_capacity(count),
-        trailers: Vec::with_capacity(count),
+        tails: Vec::with_capacity(count),
         damaged: Vec::new(),
         max_seq: 0,
     };
@@ -106,31 +110,29 @@ fn read_headers<D: BlockDevice>(
     } else {
         for b in 0..g.block_count {
             dev.prefetch(
-                g.block_offset(b).saturating_sub(TRAILER_LEN as u64),
-                (TRAILER_LEN + format::HEADER_LEN) as u64,
+                g.block_offset(b).saturating_sub(TAIL_LEN as u64),
+                (TAIL_LEN + format::HEADER_LEN) as u64,
             );
         }
     }
     let mut old_version = false;
-    let mut both = [0u8; TRAILER_LEN + format::HEADER_LEN];
+    let mut both = [0u8; TAIL_LEN + format::HEADER_LEN];
     for b in 0..=g.block_count {
         let (at, buf) = match b {
-            0 => (0, &mut both[TRAILER_LEN..]),
-            b if b == g.block_count => {
-                (g.capacity() - TRAILER_LEN as u64, &mut both[..TRAILER_LEN])
-            }
-            b => (g.block_offset(b) - TRAILER_LEN as u64, &mut both[..]),
+            0 => (0, &mut both[TAIL_LEN..]),
+            b if b == g.block_count => (g.capacity() - TAIL_LEN as u64, &mut both[..TAIL_LEN]),
+            b => (g.block_offset(b) - TAIL_LEN as u64, &mut both[..]),
         };
         rd.read(dev, at, buf)?;
         if b > 0 {
-            let mut t = [0u8; TRAILER_LEN];
-            t.copy_from_slice(&both[..TRAILER_LEN]);
-            hs.trailers.push(t);
+            let mut t = [0u8; TAIL_LEN];
+            t.copy_from_slice(&both[..TAIL_LEN]);
+            hs.tails.push(t);
         }
         if b == g.block_count {
             break;
         }
-        let raw = &both[TRAILER_LEN..];
+        let raw = &both[TAIL_LEN..];
         let h = BlockHeader::decode(raw);
         if let Some(h) = &h {
             if h.block_size != g.block_size {
@@ -359,6 +361,14 @@ struct Described {
 }
 
 /// Describes a log block by its summary if trusted, else by scanning it.
+/// `lazy_end`: where a strict open may leave the table unread, the
+/// `prev_end` of the newer block's header. The summary is then trusted on
+/// its trailer and end when the end equals it (R2 would compare just those),
+/// and the table is checked at the first lookup into the block ([`Table`]),
+/// so opening reads no tables. Otherwise the table is read and checked here:
+/// the head, salvage, an end that differs, and the block below the head
+/// (whose scan, if its table is bad, may end short and drop a head that
+/// holds no record, R2).
 #[allow(clippy::too_many_arguments)]
 fn describe<D: BlockDevice>(
     dev: &mut D,
@@ -366,39 +376,52 @@ fn describe<D: BlockDevice>(
     g: &Geometry,
     block: u32,
     h: &BlockHeader,
-    tb: &[u8; TRAILER_LEN],
+    tail: &[u8; TAIL_LEN],
     head: bool,
+    lazy_end: Option<u32>,
     rep: &mut RecoveryReport,
 ) -> Result<Described, Error<D::Error>> {
     let bs = g.block_size as usize;
     let hdr = header_area(g);
-    if let Some(t) = format::decode_trailer(h.seq, tb) {
-        if let Some(tab_at) = format::table_offset(bs, hdr, t.count) {
-            let mut table = vec![0u8; format::table_len(t.count)];
-            rd.read(dev, g.block_offset(block) + tab_at as u64, &mut table)?;
-            let p = g.program_size as usize;
-            if let Some(end) = format::summary_trusted(h.seq, &t, &table, hdr, bs, p) {
-                let lb = LogBlock {
-                    block,
-                    seq: h.seq,
-                    first: t.next - u64::from(t.count),
-                    n: t.count,
-                    loc: Loc::Summary { disk_n: t.count },
-                };
-                let v = View {
-                    next: t.next,
-                    low: t.low,
-                    floor: t.floor,
-                    tail_open: t.flags & FLAG_TAIL_OPEN != 0,
-                    end,
-                };
-                return Ok(Described {
-                    lb,
-                    v,
-                    trusted: true,
-                    stop: Stop::Unknown,
-                });
+    if let Some(t) = format::decode_trailer(h.seq, &tail[END_LEN..]) {
+        let p = g.program_size as usize;
+        let end = format::table_at(&tail[..END_LEN], 0);
+        let lazy = rep.mode == RecoveryMode::Strict
+            && lazy_end == Some(end)
+            && format::summary_sane(&t, end, hdr, bs, p);
+        let checked = match format::table_offset(bs, hdr, t.count) {
+            _ if lazy => Some((end, Table::default())),
+            Some(tab_at) => {
+                let mut table = vec![0u8; format::table_len(t.count)];
+                rd.read(dev, g.block_offset(block) + tab_at as u64, &mut table)?;
+                format::summary_trusted(h.seq, &t, &table, hdr, bs, p).map(|e| (e, Table::valid()))
             }
+            None => None,
+        };
+        if let Some((end, table)) = checked {
+            let lb = LogBlock {
+                block,
+                seq: h.seq,
+                first: t.next - u64::from(t.count),
+                n: t.count,
+                loc: Loc::Summary {
+                    disk_n: t.count,
+                    table,
+                },
+            };
+            let v = View {
+                next: t.next,
+                low: t.low,
+                floor: t.floor,
+                tail_open: t.flags & FLAG_TAIL_OPEN != 0,
+                end,
+            };
+            return Ok(Described {
+                lb,
+                v,
+                trusted: true,
+                stop: Stop::Unknown,
+            });
         }
     }
     let (m, s) = scan_log(dev, rd, g, block, h, head)?;
@@ -571,16 +594,9 @@ fn walk_from<D: BlockDevice>(
         ))?;
         rules::header_rule(&h).map_err(|w| corrupt(cur, 0, w))?;
         let is_head = newer.is_none();
-        let mut d = describe(
-            dev,
-            rd,
-            g,
-            cur,
-            &h,
-            &hs.trailers[cur as usize],
-            is_head,
-            rep,
-        )?;
+        let lazy_end = newer.filter(|_| chain.len() >= 2).map(|n| n.prev_end);
+        let tail = &hs.tails[cur as usize];
+        let mut d = describe(dev, rd, g, cur, &h, tail, is_head, lazy_end, rep)?;
         // A rule broken between `newer` and this block: corruption, or in
         // salvage mode a cut with this block as the new head.
         let mut verdict: Result<(), &'static str> = Ok(());

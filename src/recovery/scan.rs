@@ -57,6 +57,16 @@ impl Reader {
         Ok(&self.buf[..len])
     }
 
+    /// Bytes from `off` on already in the window (0 if `off` is outside it).
+    fn buffered(&self, off: u64) -> usize {
+        let end = self.at + self.buf.len() as u64;
+        if off >= self.at && off < end {
+            (end - off) as usize
+        } else {
+            0
+        }
+    }
+
     /// Reads `buf.len()` bytes at `off` directly (counted).
     pub fn read<D: BlockDevice>(
         &mut self,
@@ -203,7 +213,29 @@ pub(crate) fn find_valid_after<D: BlockDevice>(
     let mut budget = PROOF_BUDGET * bs;
     let mut at = format::round_up(from, p);
     let mut last_non_blank = from;
+    // A record header of blank bytes is no record (its kind is invalid), so
+    // offsets whose header and program unit are all blank are skipped in
+    // bulk: the rest of a head block costs a byte compare per byte, not a
+    // header decode per offset.
+    let span = REC_LEN.max(p);
+    let skip_blank = RecHeader::decode(&[blank; REC_LEN]).is_none();
     while at < bs {
+        if skip_blank {
+            // What the window holds first (no read), else a new window.
+            let held = rd.buffered(base + at as u64);
+            let n = (bs - at).min(if held >= span { held } else { rd.window });
+            let chunk = rd.fetch(dev, base + at as u64, n, limit)?;
+            let q = chunk.iter().position(|&b| b != blank).unwrap_or(n);
+            if q == bs - at {
+                break;
+            }
+            // Offsets `at + k` with `k + span <= q` hold only blank bytes.
+            let skip = (q + 1).saturating_sub(span) / p * p;
+            if skip > 0 {
+                at += skip;
+                continue;
+            }
+        }
         let n = p.min(bs - at).max(1);
         let unit = rd.fetch(dev, base + at as u64, n, limit)?;
         if unit.iter().any(|&b| b != blank) {
@@ -461,6 +493,63 @@ mod tests {
                 Stop::Unknown => "unknown",
             };
             assert_eq!(got, want, "{flags:?} flip {flip:?}");
+        }
+    }
+
+    /// The search after a stop, against a byte-by-byte reference, on flash
+    /// (erased 0xFF, 4-byte units) and files (zeros, 1-byte units): a
+    /// SYNCED record at any offset after a blank stretch, with or without a
+    /// stray non-blank byte before it; and blank or stray-only tails.
+    #[test]
+    fn find_valid_after_matches_a_byte_by_byte_search() {
+        let file = Geometry {
+            program_size: 1,
+            erase_value: None,
+            ..G
+        };
+        for g in [G, file] {
+            let (p, blank) = (g.program_size as usize, g.erase_value.unwrap_or(0));
+            // Any record, and one whose CRC begins with a blank byte (its
+            // first non-blank byte is not its first byte).
+            let with = |k: u16| {
+                let mut rec = Vec::new();
+                push_record(&mut rec, p, 9, Kind::Entry, true, 5, &[&k.to_le_bytes()]);
+                rec
+            };
+            let lead = (0..=u16::MAX).map(with).find(|r| r[0] == blank);
+            for rec in [with(7), lead.expect("a CRC with a blank first byte")] {
+                let from = header_area(&g) + 20;
+                let places = (from..512 - rec.len()).step_by(p).map(Some);
+                for at in places.chain([None]) {
+                    for stray in [None, Some(from + 3), Some(300)] {
+                        let mut img = vec![blank; 512 * 4];
+                        if let Some(s) = stray {
+                            img[512 + s] = 0x42;
+                        }
+                        if let Some(a) = at {
+                            img[512 + a..512 + a + rec.len()].copy_from_slice(&rec);
+                        }
+                        // The reference: every unit, every offset, in order.
+                        let (mut want_at, mut want_nb) = (None, from);
+                        let mut o = from;
+                        while o < 512 && want_at.is_none() {
+                            if img[512 + o..512 + o + p].iter().any(|&b| b != blank) {
+                                want_nb = o + p;
+                            }
+                            if at == Some(o) {
+                                want_at = Some(o as u32);
+                            }
+                            o += p;
+                        }
+                        let mut dev = MemDevice::from_image(g, img);
+                        let mut rd = Reader::new(64);
+                        let f = find_valid_after(&mut dev, &mut rd, &g, 1, 9, from, true).unwrap();
+                        let case = (p, at, stray);
+                        assert_eq!(f.at, want_at, "{case:?}");
+                        assert_eq!(f.last_non_blank, want_nb, "{case:?}");
+                    }
+                }
+            }
         }
     }
 }

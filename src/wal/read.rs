@@ -9,7 +9,7 @@ use core::ops::{Bound, RangeBounds};
 
 use super::{Res, Wal};
 use crate::device::BlockDevice;
-use crate::format::{self, Kind, RecHeader, REC_LEN, TRAILER_LEN};
+use crate::format::{self, Kind, RecHeader, REC_LEN};
 use crate::index::{self, Loc, LogBlock};
 use crate::Error;
 
@@ -192,15 +192,11 @@ impl<D: BlockDevice> Wal<D> {
                 let end = m.offsets.get(k + 1).copied().unwrap_or(m.end);
                 Ok((start, end))
             }
-            Loc::Summary { disk_n } => {
-                let bs = u64::from(self.geo.block_size);
-                let tab = bs - TRAILER_LEN as u64 - 4 * (u64::from(*disk_n) + 1);
-                let mut two = [0u8; 8];
-                self.read_at(
-                    self.geo.block_offset(blk.block) + tab + 4 * k as u64,
-                    &mut two,
-                )?;
-                Ok((format::table_at(&two, 0), format::table_at(&two, 1)))
+            // A sealed block's records and summary are on the device, never
+            // in the write buffer.
+            Loc::Summary { disk_n, table } => {
+                let dev = &mut *self.dev.borrow_mut();
+                index::summary_extent(dev, &self.geo, blk, *disk_n, table, k)
             }
         }
     }

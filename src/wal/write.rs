@@ -11,7 +11,7 @@ use crate::device::BlockDevice;
 use crate::format::{
     self, BlockHeader, Kind, FLAG_CONT, FLAG_TAIL_OPEN, KIND_LOG, MAX_REC_PAYLOAD, REC_LEN,
 };
-use crate::index::{Loc, LogBlock, MemBlock};
+use crate::index::{Loc, LogBlock, MemBlock, Table};
 use crate::Error;
 
 impl<D: BlockDevice> Wal<D> {
@@ -303,7 +303,10 @@ impl<D: BlockDevice> Wal<D> {
                 }
             }
             self.dev_program(at, &bytes)?;
-            self.blocks[i].loc = Loc::Summary { disk_n };
+            self.blocks[i].loc = Loc::Summary {
+                disk_n,
+                table: Table::valid(),
+            };
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ pub enum FileOp {
     Read(u64),
     /// Writing at a byte offset.
     Write(u64),
-    /// Growing (preallocating) the file to a byte length.
+    /// Growing the file (writing its new blocks) to a byte length.
     Grow(u64),
     /// Making written data durable.
     Sync,

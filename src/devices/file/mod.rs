@@ -1,4 +1,4 @@
-//! `FileDevice`: one preallocated file per log, grown in whole blocks, on
+//! `FileDevice`: one file per log, grown in whole written blocks, on
 //! Linux, macOS, Windows and WASI. What differs between them lives in `os`.
 
 mod error;
@@ -24,11 +24,14 @@ static DIR_SYNCS: AtomicU64 = AtomicU64::new(0);
 
 /// A log file: program unit 1, no erase. `sync` is the OS's durable sync
 /// (`fdatasync`; `F_FULLFSYNC` on macOS, see below; `FlushFileBuffers` on
-/// Windows). Space is preallocated (`fallocate` on Linux; elsewhere the file
-/// is extended) when the file grows, so a sync never has to allocate and, on
-/// Linux, a full disk shows up as a failed growth (`Error::Full`), never as a
-/// half-written entry. Opening syncs the file's directory, so a new log file
-/// is still there after a power cut.
+/// Windows). When the file grows, the new blocks are written with zeros and
+/// synced once (on Linux, reserved with `fallocate` first), so a later sync
+/// carries only the data, never allocation metadata (on ext4 a sync into
+/// unwritten extents costs about twice as much), and a full disk shows up as
+/// a failed growth (`Error::Full`), never as a half-written entry. The log
+/// reuses compacted blocks before it grows, so a log in steady state (append,
+/// sync, compact) stops growing. Opening syncs the file's directory, so a new
+/// log file is still there after a power cut.
 ///
 /// While open it holds an exclusive lock on the file: a second open, from
 /// this process or another, fails with [`Error::Locked`]. On Windows the lock
@@ -189,11 +192,9 @@ impl BlockDevice for FileDevice {
         };
         let old = self.geo.capacity();
         let new = u64::from(count) * u64::from(self.geo.block_size);
-        if !os::preallocate(&self.file, old, new).map_err(at(FileOp::Grow(new), &self.path))? {
+        if !os::grow_zeroed(&self.file, old, new).map_err(at(FileOp::Grow(new), &self.path))? {
             return Ok(false);
         }
-        // The new size must be durable before blocks in it are used.
-        self.file.sync_all().map_err(at(FileOp::Sync, &self.path))?;
         self.geo.block_count = count;
         Ok(true)
     }

@@ -4,7 +4,7 @@
 //! | | Linux, Android | macOS, iOS | other Unix | Windows | WASI (wasip1) |
 //! |---|---|---|---|---|---|
 //! | positional I/O | `pread`/`pwrite` | `pread`/`pwrite` | `pread`/`pwrite` | `seek_read`/`seek_write` | seek, then read/write |
-//! | preallocation | `fallocate` | `set_len` | `set_len` | `set_len` | `set_len` |
+//! | growth | `fallocate`, then zeros written | zeros written | zeros written | zeros written | zeros written |
 //! | durable sync | `fdatasync` | `F_FULLFSYNC` | `fdatasync` | `FlushFileBuffers` | `fd_datasync` |
 //! | directory sync | `fsync(dir)` | `F_FULLFSYNC(dir)` | `fsync(dir)` | none (NTFS journals it) | `fd_sync(dir)` if the host allows it |
 //! | exclusive lock | `flock` | `flock` | `flock` | `LockFileEx` | none |
@@ -94,34 +94,58 @@ pub(crate) fn sync_data(file: &File) -> io::Result<()> {
     }
 }
 
-/// Gives `file` (now `old` bytes long) `new - old` more bytes, allocated when
-/// the OS can preallocate. `Ok(false)`: the disk (or quota) is full, and the
-/// file is `old` bytes long again.
-pub(crate) fn preallocate(file: &File, old: u64, new: u64) -> io::Result<bool> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        use rustix::io::Errno;
-        match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), old, new - old) {
-            Ok(()) => return Ok(true),
-            Err(e) if e == Errno::NOSPC || e == Errno::DQUOT => {
-                // Give back what a partial allocation took; the log is unchanged.
-                file.set_len(old)?;
-                return Ok(false);
-            }
-            // The file system cannot preallocate (tmpfs of old kernels, NFS): grow it.
-            Err(e) if e == Errno::OPNOTSUPP => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    // Elsewhere the file may be sparse: a full disk shows up at the write.
-    match file.set_len(new) {
+/// Bytes of zeros written per call when the file grows.
+const ZERO_CHUNK: usize = 1 << 20;
+
+/// Grows `file` from `old` to `new` bytes with the new blocks written
+/// (zeros) and durable, so later syncs of data written there carry no
+/// allocation metadata. A sync after writing into unwritten (fallocated) or
+/// sparse extents must also commit their allocation: on ext4 that doubles
+/// the cost of a small `pwrite` + `fdatasync`. On Linux `fallocate` first
+/// reserves the space, so a full disk is found before anything is written.
+///
+/// `Ok(false)`: the disk (or quota) is full, and the file is `old` bytes
+/// long again (the log is unchanged).
+pub(crate) fn grow_zeroed(file: &File, old: u64, new: u64) -> io::Result<bool> {
+    match fill_zeros(file, old, new) {
         Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::StorageFull => {
-            file.set_len(old)?;
-            Ok(false)
+        Err(e) => {
+            // Give back what a partial growth took; the log is unchanged.
+            let undo = file.set_len(old);
+            if !is_full(&e) {
+                return Err(e);
+            }
+            undo.map(|()| false)
         }
-        Err(e) => Err(e),
     }
+}
+
+fn fill_zeros(file: &File, old: u64, new: u64) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), old, new - old) {
+        // The file system cannot preallocate (tmpfs of old kernels, NFS):
+        // the writes below find a full disk instead.
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => {}
+        r => r?,
+    }
+    let zeros = vec![0u8; (new - old).min(ZERO_CHUNK as u64) as usize];
+    let mut at = old;
+    while at < new {
+        let n = (new - at).min(zeros.len() as u64) as usize;
+        write_all_at(file, &zeros[..n], at)?;
+        at += n as u64;
+    }
+    // The new length and blocks must be durable before blocks in them are
+    // used; some file systems report a full disk only here.
+    file.sync_all()
+}
+
+/// A full disk or an exhausted quota.
+fn is_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Makes the directory entries of `dir` durable (a created or renamed file
