@@ -83,6 +83,7 @@ impl<D: BlockDevice> Wal<D> {
 
     /// Salvage: makes the blocks whose damaged headers it ignored free for
     /// good (erased, or the header zeroed where erase does nothing), synced.
+    #[cfg(feature = "salvage")]
     pub(super) fn scrub_headers(&mut self, blocks: &[u32]) -> Res<(), D> {
         let zeros = vec![0u8; self.hdr];
         for &b in blocks {

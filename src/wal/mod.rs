@@ -180,17 +180,22 @@ impl<D: BlockDevice> Wal<D> {
         // damaged headers it ignored scrubbed (a strict open would still
         // see them), a new head linked to the salvaged one at its end, a
         // fresh meta snapshot.
-        let damaged: Vec<u32> = wal
-            .report
-            .cuts
-            .iter()
-            .filter(|c| {
-                c.what == recovery::DAMAGED_LOG_HEADER || c.what == recovery::DAMAGED_META_HEADER
-            })
-            .map(|c| c.block)
-            .collect();
-        if cfg!(feature = "salvage") && !damaged.is_empty() {
-            wal.scrub_headers(&damaged)?;
+        // (Compiled out without the feature: no cut is ever recorded then.)
+        #[cfg(feature = "salvage")]
+        {
+            let damaged: Vec<u32> = wal
+                .report
+                .cuts
+                .iter()
+                .filter(|c| {
+                    c.what == recovery::DAMAGED_LOG_HEADER
+                        || c.what == recovery::DAMAGED_META_HEADER
+                })
+                .map(|c| c.block)
+                .collect();
+            if !damaged.is_empty() {
+                wal.scrub_headers(&damaged)?;
+            }
         }
         if log_cut {
             if let Some(next) = wal.next {
