@@ -133,8 +133,18 @@ impl<D: BlockDevice> Wal<D> {
         {
             return Err(Error::Geometry("a log needs at least 5 blocks"));
         }
-        let geo = device.geometry();
         let r = recovery::open(&mut device, opts.read_window, mode)?;
+        Self::from_recovered(device, opts, r)
+    }
+
+    /// The log over `device` as recovery found it (a function of its own:
+    /// its frame, which holds the whole `Wal`, is not on the stack while
+    /// recovery runs).
+    #[inline(never)]
+    fn from_recovered(device: D, opts: WalOptions, r: recovery::Recovered) -> Res<Self, D> {
+        let geo = device.geometry();
+        let p = geo.program_size as usize;
+        let hdr = recovery::header_area(&geo);
         // Any salvage cut ends in a new head that outranks every block the
         // walk saw, even one it dropped on the way to the salvaged head.
         let (log_cut, meta_cut) = (r.log_cut || r.report.salvaged(), r.meta_cut);
