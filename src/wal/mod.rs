@@ -148,10 +148,9 @@ impl<D: BlockDevice> Wal<D> {
         // Any salvage cut ends in a new head that outranks every block the
         // walk saw, even one it dropped on the way to the salvaged head.
         let (log_cut, meta_cut) = (r.log_cut || r.report.salvaged(), r.meta_cut);
-        let cursor = r
-            .blocks
-            .back()
-            .map_or(0, |b| (b.block + 1) % geo.block_count);
+        // The search for free blocks starts after the head (`Alloc::take`
+        // wraps it round the device).
+        let cursor = r.blocks.back().map_or(0, |b| b.block + 1);
         let mut wal = Wal {
             dev: RefCell::new(device),
             geo,
