@@ -147,7 +147,13 @@ impl<D: BlockDevice> Wal<D> {
         let hdr = recovery::header_area(&geo);
         // Any salvage cut ends in a new head that outranks every block the
         // walk saw, even one it dropped on the way to the salvaged head.
-        let (log_cut, meta_cut) = (r.log_cut || r.report.salvaged(), r.meta_cut);
+        // Only salvage cuts (recovery refuses instead without the feature):
+        // stated at compile time, so plain builds carry no cut handling.
+        let salvage = cfg!(feature = "salvage");
+        let (log_cut, meta_cut) = (
+            salvage && (r.log_cut || r.report.salvaged()),
+            salvage && r.meta_cut,
+        );
         // The search for free blocks starts after the head (`Alloc::take`
         // wraps it round the device).
         let cursor = r.blocks.back().map_or(0, |b| b.block + 1);
