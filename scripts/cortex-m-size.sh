@@ -13,7 +13,8 @@
 #                           and the allocator (needs llvm-nm or nm)
 # The firmware builds blockwal without default features (no `salvage`);
 # SIZE_FEATURES=salvage (a comma-separated list) measures it with them.
-# SIZE_DETAIL=1 also lists the largest symbols of `wal` (needs llvm-nm or nm).
+# SIZE_DETAIL=1 also lists the largest symbols of `wal` (needs llvm-nm or nm)
+# and the core's .text by source file (needs llvm-dwarfdump and python3).
 # Needs the target and QEMU (qemu-system-arm, qemu-system-riscv32): scripts/setup.sh.
 #   usage: scripts/cortex-m-size.sh [cortex-m|riscv]
 set -euo pipefail
@@ -103,6 +104,89 @@ if [ "${SIZE_DETAIL:-0}" = 1 ]; then
   if [ -n "$nm_tool" ]; then
     echo "largest symbols of wal (bytes, section type, name):"
     "$nm_tool" --size-sort -S -C --radix=d "$out/wal" | tail -25 | awk '{ $1 = ""; print }'
+  fi
+  # The symbols above hide what LTO inlined into them; the line tables
+  # (the release profile keeps debug info) say which source the bytes of
+  # each function came from.
+  if command -v llvm-dwarfdump >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1; then
+    echo "core .text by source, wal minus baseline (bytes; inlined code counted where it was written):"
+    python3 - "$root" "$out/baseline" "$out/wal" <<'PY'
+# .text bytes per source (file of the blockwal crate, module of core/alloc,
+# other crate) of an ELF, from its DWARF line table: inlined code counts
+# where it was written. argv: root, elf_base, elf_wal; prints wal - base.
+import collections, re, subprocess, sys
+
+def dwarf(elf, what):
+    return subprocess.run(["llvm-dwarfdump", what, elf], capture_output=True,
+                          text=True, check=True).stdout
+
+def source(path, root):
+    std = re.search(r"/library/(core|alloc|std)/src/([^/]+?)(?:\.rs)?(?:/|$)", path)
+    if std:
+        return f"{std.group(1)}::{std.group(2)}"
+    if "compiler-builtins" in path or "compiler_builtins" in path:
+        return "compiler_builtins"
+    if path.startswith(root + "/src/"):
+        return path[len(root) + 1:]
+    if path.startswith(root + "/targets/"):
+        return "(firmware) " + path[len(root) + 1:]
+    crate = re.search(r"/registry/src/[^/]+/([^/]+)/", path)
+    return crate.group(1) if crate else path
+
+def bytes_by_source(elf, root):
+    comp = {}
+    stmt = None
+    for line in dwarf(elf, "--debug-info").splitlines():
+        m = re.search(r"DW_AT_stmt_list\s+\((0x[0-9a-f]+)\)", line)
+        if m:
+            stmt = int(m.group(1), 16)
+        m = re.search(r'DW_AT_comp_dir\s+\("(.*)"\)', line)
+        if m and stmt is not None:
+            comp[stmt] = m.group(1)
+            stmt = None
+    out = collections.Counter()
+    dirs, files, cur, prev, base = {}, {}, None, None, ""
+    for line in dwarf(elf, "--debug-line").splitlines():
+        m = re.match(r"debug_line\[(0x[0-9a-f]+)\]", line)
+        if m:
+            base = comp.get(int(m.group(1), 16), "")
+            dirs, files, cur, prev = {0: base}, {}, None, None
+            continue
+        m = re.match(r'include_directories\[\s*(\d+)\] = "(.*)"', line)
+        if m:
+            d = m.group(2)
+            dirs[int(m.group(1))] = d if d.startswith("/") else base + "/" + d
+            continue
+        m = re.match(r"file_names\[\s*(\d+)\]:", line)
+        if m:
+            cur = int(m.group(1))
+            continue
+        m = re.match(r'\s+name: "(.*)"', line)
+        if m and cur is not None:
+            files[cur] = [m.group(1), 0]
+            continue
+        m = re.match(r"\s+dir_index: (\d+)", line)
+        if m and cur is not None:
+            files[cur][1] = int(m.group(1))
+            continue
+        m = re.match(r"0x([0-9a-f]+)\s+\d+\s+\d+\s+(\d+)\s+\d+\s+\d+\s*(.*)", line)
+        if not m:
+            continue
+        addr, f, flags = int(m.group(1), 16), int(m.group(2)), m.group(3)
+        if prev is not None:
+            name, d = files.get(prev[1], ["?", 0])
+            path = name if name.startswith("/") else dirs.get(d, base) + "/" + name
+            out[source(path, root)] += addr - prev[0]
+        prev = None if "end_sequence" in flags else (addr, f)
+    return out
+
+root, base_elf, wal_elf = sys.argv[1:4]
+base, wal = bytes_by_source(base_elf, root), bytes_by_source(wal_elf, root)
+diff = {k: wal[k] - base.get(k, 0) for k in wal}
+for k, v in sorted(diff.items(), key=lambda kv: -kv[1])[:30]:
+    if v > 0:
+        print(f"  {v:6} {k}")
+PY
   fi
 fi
 budget=12288

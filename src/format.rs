@@ -319,8 +319,10 @@ pub(crate) fn push_record(
 }
 
 /// [`push_record`] for a block whose [`rec_seed`] is `seed`: the one record
-/// encoder.
-#[inline]
+/// encoder. Inlined into the append path under `std` (speed); one shared
+/// copy without it (code size on microcontrollers).
+#[cfg_attr(feature = "std", inline)]
+#[cfg_attr(not(feature = "std"), inline(never))]
 pub(crate) fn push_record_seeded(
     out: &mut alloc::vec::Vec<u8>,
     p: usize,

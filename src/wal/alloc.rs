@@ -37,7 +37,8 @@ pub(super) struct Alloc {
 
 impl Alloc {
     /// The allocator over the used-block map recovery built; the search
-    /// starts at `cursor` (after the head).
+    /// starts at `cursor` (after the head; any value, taken modulo the
+    /// block count).
     pub fn new(used: Vec<bool>, cursor: u32) -> Self {
         let free = used.iter().filter(|u| !**u).count() as u32;
         Alloc { used, free, cursor }

@@ -73,8 +73,8 @@ impl<D: BlockDevice> Wal<D> {
             return Err(Error::SeqExhausted);
         }
         let block = self.alloc_block(keep)?;
-        let mut buf = vec![0u8; self.hdr];
-        buf[..format::HEADER_LEN].copy_from_slice(&h.encode());
+        let mut buf = h.encode().to_vec();
+        buf.resize(self.hdr, 0);
         let off = self.geo.block_offset(block);
         let dev = self.dev.get_mut();
         let r = dev.erase(block).and_then(|_| dev.program(off, &buf));
@@ -88,6 +88,7 @@ impl<D: BlockDevice> Wal<D> {
 
     /// Salvage: makes the blocks whose damaged headers it ignored free for
     /// good (erased, or the header zeroed where erase does nothing), synced.
+    #[cfg(feature = "salvage")]
     pub(super) fn scrub_headers(&mut self, blocks: &[u32]) -> Res<(), D> {
         let zeros = vec![0u8; self.hdr];
         for &b in blocks {
@@ -126,8 +127,8 @@ impl<D: BlockDevice> Wal<D> {
                 prev_end: 0,
                 ..h
             };
-            let mut buf = vec![0u8; self.hdr];
-            buf[..format::HEADER_LEN].copy_from_slice(&t.encode());
+            let mut buf = t.encode().to_vec();
+            buf.resize(self.hdr, 0);
             let _ = dev.program(off, &buf);
         }
         for (at, n) in self.undurable.drain(..).rev() {

@@ -133,15 +133,30 @@ impl<D: BlockDevice> Wal<D> {
         {
             return Err(Error::Geometry("a log needs at least 5 blocks"));
         }
-        let geo = device.geometry();
         let r = recovery::open(&mut device, opts.read_window, mode)?;
+        Self::from_recovered(device, opts, r)
+    }
+
+    /// The log over `device` as recovery found it (a function of its own:
+    /// its frame, which holds the whole `Wal`, is not on the stack while
+    /// recovery runs).
+    #[inline(never)]
+    fn from_recovered(device: D, opts: WalOptions, r: recovery::Recovered) -> Res<Self, D> {
+        let geo = device.geometry();
+        let p = geo.program_size as usize;
+        let hdr = recovery::header_area(&geo);
         // Any salvage cut ends in a new head that outranks every block the
         // walk saw, even one it dropped on the way to the salvaged head.
-        let (log_cut, meta_cut) = (r.log_cut || r.report.salvaged(), r.meta_cut);
-        let cursor = r
-            .blocks
-            .back()
-            .map_or(0, |b| (b.block + 1) % geo.block_count);
+        // Only salvage cuts (recovery refuses instead without the feature):
+        // stated at compile time, so plain builds carry no cut handling.
+        let salvage = cfg!(feature = "salvage");
+        let (log_cut, meta_cut) = (
+            salvage && (r.log_cut || r.report.salvaged()),
+            salvage && r.meta_cut,
+        );
+        // The search for free blocks starts after the head (`Alloc::take`
+        // wraps it round the device).
+        let cursor = r.blocks.back().map_or(0, |b| b.block + 1);
         let mut wal = Wal {
             dev: RefCell::new(device),
             geo,
@@ -180,17 +195,22 @@ impl<D: BlockDevice> Wal<D> {
         // damaged headers it ignored scrubbed (a strict open would still
         // see them), a new head linked to the salvaged one at its end, a
         // fresh meta snapshot.
-        let damaged: Vec<u32> = wal
-            .report
-            .cuts
-            .iter()
-            .filter(|c| {
-                c.what == recovery::DAMAGED_LOG_HEADER || c.what == recovery::DAMAGED_META_HEADER
-            })
-            .map(|c| c.block)
-            .collect();
-        if cfg!(feature = "salvage") && !damaged.is_empty() {
-            wal.scrub_headers(&damaged)?;
+        // (Compiled out without the feature: no cut is ever recorded then.)
+        #[cfg(feature = "salvage")]
+        {
+            let damaged: Vec<u32> = wal
+                .report
+                .cuts
+                .iter()
+                .filter(|c| {
+                    c.what == recovery::DAMAGED_LOG_HEADER
+                        || c.what == recovery::DAMAGED_META_HEADER
+                })
+                .map(|c| c.block)
+                .collect();
+            if !damaged.is_empty() {
+                wal.scrub_headers(&damaged)?;
+            }
         }
         if log_cut {
             if let Some(next) = wal.next {

@@ -203,16 +203,23 @@ impl<D: BlockDevice> Wal<D> {
         self.flush()?;
         self.ensure_free(1, keep)?;
         let seq = self.next_seq;
-        let prev_end = match self.blocks.back().map(|b| &b.loc) {
-            Some(Loc::Mem(m)) => m.end,
-            Some(Loc::Summary { .. }) => self.head.end,
-            None => 0,
+        // The old head: its block, seq and where its records end.
+        let (last, prev, prev_end) = match self.blocks.back() {
+            Some(b) => (
+                b.block,
+                b.seq,
+                match &b.loc {
+                    Loc::Mem(m) => m.end,
+                    Loc::Summary { .. } => self.head.end,
+                },
+            ),
+            None => (0, 0, 0),
         };
         let h = BlockHeader {
             kind: KIND_LOG,
             flags: if cont { FLAG_CONT } else { 0 },
             seq,
-            prev: self.blocks.back().map_or(0, |b| b.seq),
+            prev,
             base,
             floor: self.floor,
             prev_end,
@@ -220,7 +227,7 @@ impl<D: BlockDevice> Wal<D> {
         };
         if !h.link_fits() {
             return Err(Error::Corrupt {
-                block: self.blocks.back().map_or(0, |b| b.block),
+                block: last,
                 offset: 0,
                 what: "more than 2^32 allocations since the head was opened",
             });
