@@ -1,5 +1,5 @@
 //! Open time and peak RSS of a big log, cold and warm, each open in a fresh
-//! process (the bench's `open_child`):
+//! process (the bench's `side::open_peer_child`):
 //!
 //!   cargo run --release -p blockwal-bench --example open_big -- DIR MIB [ROUNDS [BLOCK_KIB]]
 //!
@@ -19,7 +19,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
         let dir = PathBuf::from(&args[1]);
-        return Ok(blockwal_bench::open_child(&dir, args[2].parse()?)?);
+        let kind = blockwal_bench::Kind::Blockwal;
+        return Ok(blockwal_bench::side::open_peer_child(
+            kind,
+            &dir,
+            args[2].parse()?,
+        )?);
     }
     let usage = "usage: open_big DIR MIB [ROUNDS [BLOCK_KIB]]";
     let dir = PathBuf::from(args.first().ok_or(usage)?);
@@ -91,5 +96,6 @@ fn child(dir: &Path, block: u32) -> Result<(f64, f64), Box<dyn std::error::Error
     if v.len() < 3 {
         return Err(format!("unexpected child output: {s}").into());
     }
-    Ok((v[0] / 1e3, v[2] / 1024.0))
+    // `open_us peak_rss_kib entries` (`side::open_peer_child`).
+    Ok((v[0] / 1e3, v[1] / 1024.0))
 }

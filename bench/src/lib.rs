@@ -92,6 +92,14 @@ pub fn thread_cpu() -> Duration {
 thread_local! {
     /// Thread CPU spent inside the logs' write / sync / grow calls (see [`io_cpu`]).
     static IO_CPU: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+    /// Whether [`timed_io`] times (off: the sync rows pay no clock reads).
+    static IO_TIMING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Turns the timing of [`io_cpu`] on or off for this thread (off by default:
+/// only the buffered rows need it; each timed call adds two clock system calls).
+pub fn time_io(on: bool) {
+    IO_TIMING.with(|t| t.set(on));
 }
 
 /// Thread CPU this thread has spent inside the write, sync and grow calls of
@@ -104,6 +112,9 @@ pub fn io_cpu() -> Duration {
 
 /// Runs `f`, adding the thread CPU it takes to [`io_cpu`].
 fn timed_io<T>(f: impl FnOnce() -> T) -> T {
+    if !IO_TIMING.with(Cell::get) {
+        return f();
+    }
     let c = thread_cpu();
     let r = f();
     let spent = thread_cpu().saturating_sub(c);

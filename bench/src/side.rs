@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::peers::{self, dir_of, Group, Kind, Op, Peer, ALL};
-use super::{err, fresh_dir, io_cpu, median, n_scaled, thread_cpu, Config};
+use super::{err, fresh_dir, io_cpu, median, n_scaled, thread_cpu, time_io, Config};
 
 /// One figure of one log.
 #[derive(Clone, Debug, PartialEq)]
@@ -171,6 +171,7 @@ pub fn buffered(cfg: &Config, size: usize) -> io::Result<Vec<Row>> {
     let mut cpu = vec![vec![]; kinds.len()];
     let mut lib = vec![vec![]; kinds.len()];
     let mut wall = vec![vec![]; kinds.len()];
+    time_io(true);
     for round in 0..cfg.rounds + 1 {
         for k in rotated(&kinds, round) {
             let i = kinds.iter().position(|x| *x == k).unwrap_or(0);
@@ -194,6 +195,7 @@ pub fn buffered(cfg: &Config, size: usize) -> io::Result<Vec<Row>> {
             }
         }
     }
+    time_io(false);
     drop(logs);
     let _ = std::fs::remove_dir_all(&dir);
     let med = |v: &mut Vec<Vec<f64>>, k: Kind| {
