@@ -66,7 +66,7 @@ impl RaftWalOptions {
     }
 }
 
-/// A Raft log in a directory (one preallocated file, `blockwal.log`). Derefs to
+/// A Raft log in a directory (one file, `blockwal.log`, grown in zero-filled blocks). Derefs to
 /// [`Wal`], whose methods carry the `raft-wal` crate's names and shapes.
 pub struct RaftWal(Wal<FileDevice>);
 

@@ -93,9 +93,9 @@ fn child(dir: &Path, block: u32) -> Result<(f64, f64), Box<dyn std::error::Error
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
-    // "open_us peak_rss_kib entries"
     if v.len() < 3 {
         return Err(format!("unexpected child output: {s}").into());
     }
+    // `open_us peak_rss_kib entries` (`side::open_peer_child`).
     Ok((v[0] / 1e3, v[1] / 1024.0))
 }

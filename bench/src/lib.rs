@@ -1,5 +1,6 @@
 //! Side-by-side measurements of blockwal, a raw-file baseline (the same
-//! bytes written with `write` + `fdatasync`), okaywal, TiKV's raft-engine and
+//! bytes written with `pwrite` + `fdatasync` into a file whose blocks were
+//! written with zeros and synced beforehand, not `fallocate`d), okaywal, TiKV's raft-engine and
 //! Databend's raft-log: the same workloads, every log in its own directory
 //! under one, their turns rotating in rounds, medians quoted (disk timings
 //! on shared machines swing 10x within seconds).
@@ -88,6 +89,68 @@ pub fn thread_cpu() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
+thread_local! {
+    /// Thread CPU spent inside the logs' write / sync / grow calls (see [`io_cpu`]).
+    static IO_CPU: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+    /// Whether [`timed_io`] times (off: the sync rows pay no clock reads).
+    static IO_TIMING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Turns the timing of [`io_cpu`] on or off for this thread (off by default:
+/// only the buffered rows need it; each timed call adds two clock system calls).
+pub fn time_io(on: bool) {
+    IO_TIMING.with(|t| t.set(on));
+}
+
+/// Thread CPU this thread has spent inside the write, sync and grow calls of
+/// the raw baseline and of blockwal's file device ([`IoTimed`]): the kernel's
+/// share of a buffered append (page-cache copy, writeback on sync), which
+/// `thread_cpu() - io_cpu()` leaves out.
+pub fn io_cpu() -> Duration {
+    IO_CPU.with(Cell::get)
+}
+
+/// Runs `f`, adding the thread CPU it takes to [`io_cpu`].
+fn timed_io<T>(f: impl FnOnce() -> T) -> T {
+    if !IO_TIMING.with(Cell::get) {
+        return f();
+    }
+    let c = thread_cpu();
+    let r = f();
+    let spent = thread_cpu().saturating_sub(c);
+    IO_CPU.with(|t| t.set(t.get() + spent));
+    r
+}
+
+/// A device whose `program`, `sync` and `grow` calls (the system calls of a
+/// file device) add their thread CPU to [`io_cpu`].
+pub struct IoTimed<D>(pub D);
+
+impl<D: BlockDevice> BlockDevice for IoTimed<D> {
+    type Error = D::Error;
+    fn geometry(&self) -> Geometry {
+        self.0.geometry()
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), D::Error> {
+        self.0.read(offset, buf)
+    }
+    fn program(&mut self, offset: u64, data: &[u8]) -> Result<(), D::Error> {
+        timed_io(|| self.0.program(offset, data))
+    }
+    fn erase(&mut self, block: u32) -> Result<(), D::Error> {
+        timed_io(|| self.0.erase(block))
+    }
+    fn sync(&mut self) -> Result<(), D::Error> {
+        timed_io(|| self.0.sync())
+    }
+    fn grow(&mut self, blocks: u32) -> Result<bool, D::Error> {
+        timed_io(|| self.0.grow(blocks))
+    }
+    fn prefetch(&mut self, offset: u64, len: u64) {
+        self.0.prefetch(offset, len)
+    }
+}
+
 /// VmRSS and VmHWM of this process, in KiB.
 pub fn rss_kib() -> (u64, u64) {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -166,7 +229,7 @@ impl Raw {
         if self.off + data.len() as u64 > self.cap {
             self.off = 0;
         }
-        self.file.write_all_at(data, self.off)?;
+        timed_io(|| self.file.write_all_at(data, self.off))?;
         self.off += data.len() as u64;
         Ok(())
     }
@@ -189,7 +252,7 @@ impl Raw {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
+        timed_io(|| self.file.sync_data())
     }
 }
 
@@ -296,9 +359,9 @@ pub fn run_all(cfg: &Config, progress: Progress<'_>) -> io::Result<Vec<Row>> {
     };
     if on("buffered") {
         tell("buffered append 128 B");
-        rows.push(side::buffered(cfg, 128)?);
+        rows.extend(side::buffered(cfg, 128)?);
         tell("buffered append 1 KiB");
-        rows.push(side::buffered(cfg, 1024)?);
+        rows.extend(side::buffered(cfg, 1024)?);
     }
     if on("sync") {
         tell("append + sync each");

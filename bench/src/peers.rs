@@ -9,15 +9,16 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use blockwal::shared::SharedWal;
-use blockwal::{FileDevice, RaftWal, RaftWalOptions};
+use blockwal::{FileDevice, RaftWal, RaftWalOptions, Wal, WalOptions};
 use raft_log::api::raft_log_writer::RaftLogWriter;
 
-use super::{err, okay_commit, OkayManager, Raw};
+use super::{err, okay_commit, IoTimed, OkayManager, Raw};
 
 /// One of the logs compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// `write` + `fdatasync` into one file: the physical limit.
+    /// `pwrite` + `fdatasync` into one file whose blocks were already
+    /// written (zeros, synced): the physical limit.
     Raw,
     /// This crate (`RaftWal`: one file, `FileDevice`).
     Blockwal,
@@ -169,7 +170,7 @@ pub enum Peer {
     /// The baseline.
     Raw(RawLog),
     /// blockwal.
-    Blockwal(RaftWal),
+    Blockwal(Wal<IoTimed<FileDevice>>),
     /// okaywal.
     Okaywal(okaywal::WriteAheadLog),
     /// raft-engine.
@@ -186,6 +187,17 @@ pub fn dir_of(dir: &Path, kind: Kind) -> PathBuf {
 /// A blockwal log with block size `bs` in `dir`.
 pub fn open_blockwal(dir: &Path, bs: u32) -> io::Result<RaftWal> {
     RaftWal::open_with(dir, RaftWalOptions::default().block_size(bs)).map_err(err)
+}
+
+/// The log [`open_blockwal`] opens (`RaftWal::open_with`'s device and
+/// options), its device calls timed into [`crate::io_cpu`].
+pub fn open_blockwal_timed(dir: &Path, bs: u32) -> io::Result<Wal<IoTimed<FileDevice>>> {
+    let o = RaftWalOptions::default().block_size(bs);
+    let dev = FileDevice::open(dir, o.block_size, 4, u32::MAX).map_err(err)?;
+    let wo = WalOptions::default()
+        .cache_bytes(o.cache_bytes)
+        .cache_entries(o.cache_entries);
+    Wal::open_with(IoTimed(dev), wo).map_err(err)
 }
 
 /// raft-engine with its defaults, in `dir`.
@@ -214,7 +226,7 @@ impl Peer {
         std::fs::create_dir_all(&d)?;
         Ok(match kind {
             Kind::Raw => Peer::Raw(RawLog(Raw::new(&d, 64 << 20)?)),
-            Kind::Blockwal => Peer::Blockwal(open_blockwal(&d, bs)?),
+            Kind::Blockwal => Peer::Blockwal(open_blockwal_timed(&d, bs)?),
             Kind::Okaywal => Peer::Okaywal(okaywal::WriteAheadLog::recover(&d, OkayManager)?),
             Kind::RaftEngine => {
                 Peer::RaftEngine(open_engine(&d)?, raft_engine::LogBatch::default())

@@ -10,8 +10,10 @@ const ALL: &str = "RBOEL";
 
 /// (a text in the row's name, the logs with a figure, the logs with "—").
 const ROWS: &[(&str, &str, &str)] = &[
-    ("buffered append 128 B", "RBEL", "O"),
-    ("buffered append 1024 B", "RBEL", "O"),
+    ("buffered append 128 B, library CPU", "RB", ""),
+    ("buffered append 128 B + closing sync", "RBEL", "O"),
+    ("buffered append 1024 B, library CPU", "RB", ""),
+    ("buffered append 1024 B + closing sync", "RBEL", "O"),
     ("append + sync each, 128 B", ALL, ""),
     ("append + sync each, 1024 B", ALL, ""),
     ("batch of 64 x 128 B + one sync", ALL, ""),
