@@ -111,15 +111,20 @@ pub(crate) fn summary_extent<D: BlockDevice>(
         offset: 0,
         what,
     };
-    let checked = match table.0.get() {
-        Some(c) => c,
+    // The first lookup reads the whole table to check it, and takes its
+    // extent from there: a get stays one table read and one record read.
+    let (checked, first) = match table.0.get() {
+        Some(c) => (c, None),
         None => {
-            let c = check(dev, g, blk, disk_n)?;
-            table.0.get_or_init(|| c)
+            let (c, extent) = check(dev, g, blk, disk_n, k)?;
+            (table.0.get_or_init(|| c), extent)
         }
     };
     match checked {
         Checked::Valid => {
+            if let Some(extent) = first {
+                return Ok(extent);
+            }
             let bs = g.block_size as usize;
             let tab = format::table_offset(bs, header_area(g), disk_n)
                 .ok_or(corrupt("summary larger than its block"))?;
@@ -139,15 +144,17 @@ pub(crate) fn summary_extent<D: BlockDevice>(
 }
 
 /// Checks the summary table of `blk`; replays the block if it is invalid.
+/// A valid table also gives entry `k`'s extent.
 fn check<D: BlockDevice>(
     dev: &mut D,
     g: &Geometry,
     blk: &LogBlock,
     disk_n: u32,
-) -> Result<Checked, Error<D::Error>> {
+    k: usize,
+) -> Result<(Checked, Option<(u32, u32)>), Error<D::Error>> {
     let (bs, hdr) = (g.block_size as usize, header_area(g));
     let Some(tab_at) = format::table_offset(bs, hdr, disk_n) else {
-        return Ok(Checked::Bad);
+        return Ok((Checked::Bad, None));
     };
     let base = g.block_offset(blk.block);
     let mut summary = vec![0u8; bs - tab_at];
@@ -155,16 +162,18 @@ fn check<D: BlockDevice>(
         .map_err(Error::Device)?;
     let (table, trailer) = summary.split_at(format::table_len(disk_n));
     let Some(t) = format::decode_trailer(blk.seq, trailer) else {
-        return Ok(Checked::Bad);
+        return Ok((Checked::Bad, None));
     };
     let p = g.program_size as usize;
     if format::summary_trusted(blk.seq, &t, table, hdr, bs, p).is_some() {
-        return Ok(Checked::Valid);
+        let extent = (4 * (k + 2) <= table.len())
+            .then(|| (format::table_at(table, k), format::table_at(table, k + 1)));
+        return Ok((Checked::Valid, extent));
     }
     let mut hb = [0u8; format::HEADER_LEN];
     dev.read(base, &mut hb).map_err(Error::Device)?;
     let Some(h) = BlockHeader::decode(&hb).filter(|h| h.seq == blk.seq) else {
-        return Ok(Checked::Bad);
+        return Ok((Checked::Bad, None));
     };
     let (mut m, _) = scan_log(dev, &mut Reader::new(64 << 10), g, blk.block, &h, false)?;
     let tail_open = t.flags & FLAG_TAIL_OPEN != 0;
@@ -179,10 +188,10 @@ fn check<D: BlockDevice>(
         && m.offsets.len() == disk_n as usize
         && m.end == format::table_at(table, disk_n as usize);
     if !agrees {
-        return Ok(Checked::Bad);
+        return Ok((Checked::Bad, None));
     }
     m.offsets.push(m.end);
-    Ok(Checked::Replayed(m.offsets))
+    Ok((Checked::Replayed(m.offsets), None))
 }
 
 /// Position of the block holding the start of `index` in `blocks` (sorted
