@@ -143,6 +143,9 @@ pub(crate) fn summary_extent<D: BlockDevice>(
     }
 }
 
+/// An entry's start and end offsets in its block.
+type Extent = (u32, u32);
+
 /// Checks the summary table of `blk`; replays the block if it is invalid.
 /// A valid table also gives entry `k`'s extent.
 fn check<D: BlockDevice>(
@@ -151,7 +154,7 @@ fn check<D: BlockDevice>(
     blk: &LogBlock,
     disk_n: u32,
     k: usize,
-) -> Result<(Checked, Option<(u32, u32)>), Error<D::Error>> {
+) -> Result<(Checked, Option<Extent>), Error<D::Error>> {
     let (bs, hdr) = (g.block_size as usize, header_area(g));
     let Some(tab_at) = format::table_offset(bs, hdr, disk_n) else {
         return Ok((Checked::Bad, None));
