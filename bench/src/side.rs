@@ -396,21 +396,24 @@ pub fn group(cfg: &Config, threads: u64, size: usize) -> io::Result<Row> {
     ))
 }
 
-/// Bytes this process has caused to be written to storage (`write_bytes`
-/// of /proc/self/io: page granularity, every thread).
+/// Bytes this process has handed to write system calls (`wchar` of
+/// /proc/self/io, every thread): what each log asks the OS to write. Not
+/// `write_bytes` (storage writes): on files whose blocks are already
+/// written it counted a whole MiB per small write here, for every log.
 fn storage_writes() -> u64 {
     std::fs::read_to_string("/proc/self/io")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("write_bytes:"))
+                .find(|l| l.starts_with("wchar:"))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
 
-/// Bytes written to storage per payload byte, `batch` entries of `size`
-/// bytes + one sync, each log alone (the counter is the process's).
+/// Bytes written (handed to write calls) per payload byte, `batch` entries
+/// of `size` bytes + one sync, each log alone (the counter is the
+/// process's).
 pub fn amplification(cfg: &Config, size: usize, batch: usize) -> io::Result<Row> {
     let dir = fresh_dir(cfg, &format!("side-amp{batch}"))?;
     let kinds = kinds_for(cfg, None);
