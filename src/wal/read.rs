@@ -108,12 +108,7 @@ impl<D: BlockDevice> Wal<D> {
     /// prefer [`Wal::try_iter_range`].
     #[must_use]
     pub fn iter_range(&self, range: impl RangeBounds<u64>) -> Iter<'_, D> {
-        let (next, end) = self.clamp(range);
-        Iter {
-            wal: self,
-            next,
-            end,
-        }
+        Iter(self.try_iter_range(range))
     }
 
     /// `range` cut to the log's entries, as `lo..hi`.
@@ -286,29 +281,17 @@ impl<'a, D: BlockDevice> Iterator for TryIter<'a, D> {
     }
 }
 
-/// Iterator over entries; see [`Wal::iter_range`].
-pub struct Iter<'a, D: BlockDevice> {
-    wal: &'a Wal<D>,
-    next: u64,
-    end: u64,
-}
+/// Iterator over entries; see [`Wal::iter_range`]: a [`TryIter`] that
+/// keeps its error for [`Wal::take_read_error`] and ends there.
+pub struct Iter<'a, D: BlockDevice>(TryIter<'a, D>);
 
 impl<'a, D: BlockDevice> Iterator for Iter<'a, D> {
     type Item = Entry<'a>;
     fn next(&mut self) -> Option<Entry<'a>> {
-        if self.next >= self.end {
-            return None;
-        }
-        let index = self.next;
-        match self.wal.try_get(index) {
-            Ok(Some(data)) => {
-                self.next += 1;
-                Some(Entry { index, data })
-            }
-            Ok(None) => None,
+        match self.0.next()? {
+            Ok(e) => Some(e),
             Err(e) => {
-                *self.wal.read_error.borrow_mut() = Some(e);
-                self.end = index;
+                *self.0.wal.read_error.borrow_mut() = Some(e);
                 None
             }
         }
