@@ -77,6 +77,25 @@ fn corrupt<E>(block: u32, offset: u32, what: &'static str) -> Error<E> {
     }
 }
 
+/// Damage at `block`/`offset`: a strict open fails there; a salvage open
+/// records the cut and goes on.
+fn cut_or_fail<E>(
+    rep: &mut RecoveryReport,
+    block: u32,
+    offset: u32,
+    what: &'static str,
+) -> Result<(), Error<E>> {
+    if !rep.mode.salvaging() {
+        return Err(corrupt(block, offset, what));
+    }
+    rep.cuts.push(Cut {
+        block,
+        offset,
+        what,
+    });
+    Ok(())
+}
+
 /// The end of a block as step 1 reads it: the summary table's last word
 /// (the block's end), then the trailer.
 const TAIL_LEN: usize = END_LEN + TRAILER_LEN;
@@ -546,14 +565,7 @@ fn damaged_headers<E>(
     let mut cut = false;
     for &(b, d) in &hs.damaged {
         if d.kind == kind && d.seq > newest {
-            if !rep.mode.salvaging() {
-                return Err(corrupt(b, 0, what));
-            }
-            rep.cuts.push(Cut {
-                block: b,
-                offset: 0,
-                what,
-            });
+            cut_or_fail(rep, b, 0, what)?;
             cut = true;
         }
     }
@@ -618,14 +630,7 @@ fn walk_from<D: BlockDevice>(
             }
         } else {
             if let (Err(what), false) = (rules::head_rule(d.trusted), salvaged_head) {
-                if !salvage {
-                    return Err(corrupt(cur, 0, what));
-                }
-                rep.cuts.push(Cut {
-                    block: cur,
-                    offset: 0,
-                    what,
-                });
+                cut_or_fail(rep, cur, 0, what)?;
                 cut = true;
             }
             if let Stop::Corrupt { .. } = d.stop {
@@ -685,14 +690,7 @@ fn walk_from<D: BlockDevice>(
             verdict = verdict.and_then(|_| rules::gap_rule(d.lb.n, d.lb.end(), need_next));
         }
         if let Err(w) = verdict {
-            if !salvage {
-                return Err(corrupt(cur, d.v.end, w));
-            }
-            rep.cuts.push(Cut {
-                block: cur,
-                offset: d.v.end,
-                what: w,
-            });
+            cut_or_fail(rep, cur, d.v.end, w)?;
             return Ok(Err(Restart::From(cur, head_next)));
         }
         if d.lb.n > 0 {
@@ -707,15 +705,8 @@ fn walk_from<D: BlockDevice>(
         rules::link_rule(&h).map_err(|w| corrupt(cur, 0, w))?;
         let Ok(pos) = logs.binary_search_by(|&(s, _)| s.cmp(&h.prev)) else {
             let what = "an older block of the log is missing (never compacted)";
-            if !salvage {
-                return Err(corrupt(cur, 0, what));
-            }
-            // Keep what the walk reached; the entries below are gone.
-            rep.cuts.push(Cut {
-                block: cur,
-                offset: 0,
-                what,
-            });
+            // Salvage keeps what the walk reached; the entries below are gone.
+            cut_or_fail(rep, cur, 0, what)?;
             rep.dropped_entries.push((floor, need_next));
             floor = need_next;
             cut = true;
